@@ -1,0 +1,31 @@
+"""Tiger Studio entry point: builds the Gradio app from ui/ and serves it on 127.0.0.1.
+
+Defaults are embedded: the shipped model (models/tiger-tiny-ddti) and a SQLite database in the
+app's data folder. Override with --model / --db / --port or TIGER_MODEL_DIR / TIGER_DB_URL.
+"""
+from __future__ import annotations
+
+import argparse
+
+import tiger  # noqa: F401  (applies the offline settings before anything else is imported)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="never 0.0.0.0 unless behind a proxy")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--model", default=None, help="local model folder (diffusers layout)")
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL for the Turing-test store")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from ui.server import create_app
+
+    app = create_app(model_dir=args.model, db_url=args.db)
+    print(f"Tiger Studio on http://{args.host}:{args.port}/  (health: /health)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Device and precision chosen at run time.
+
+bf16 is a trap on CPUs without AVX512-BF16/AMX: a bf16 matmul there ran 150x slower than fp32,
+so the CPU defaults to fp32 and bf16 is used only where it was measured to be fast.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import torch
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """`prefer` ("cpu", "cuda", "cuda:1") wins; else CUDA when present, else CPU."""
+    if prefer:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_is_fast() -> bool:
+    """True when a bf16 matmul on this CPU is at least as fast as fp32 (AMX / AVX512-BF16)."""
+    cap = torch.backends.cpu.get_cpu_capability()
+    if "AVX512" not in cap.upper():
+        return False
+    a = torch.randn(256, 256)
+
+    def _time(dtype: torch.dtype) -> float:
+        x = a.to(dtype)
+        x @ x
+        t = time.perf_counter()
+        for _ in range(5):
+            x @ x
+        return time.perf_counter() - t
+
+    return _time(torch.bfloat16) <= _time(torch.float32)
+
+
+def pick_dtype(device: torch.device | str, mixed: bool = True) -> torch.dtype:
+    """Precision for autocast: bf16 on CUDA with bf16 support or a fast-bf16 CPU, else fp32."""
+    device = torch.device(device)
+    if not mixed:
+        return torch.float32
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_bf16_is_fast():
+        return torch.bfloat16
+    return torch.float32
+
+
+@functools.lru_cache(maxsize=None)
+def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
+    """Measured fp32 matmul throughput of this machine (GFLOP/s), for benchmark ratios."""
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    dt = time.perf_counter() - t
+    return 2 * n**3 * repeats / dt / 1e9

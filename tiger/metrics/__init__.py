@@ -1,0 +1,1 @@
+"""Image-set metrics: realism, diversity, memorisation, text agreement."""

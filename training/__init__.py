@@ -1,0 +1,1 @@
+"""Command-line programs: prepare data, train, augment, evaluate."""

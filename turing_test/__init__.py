@@ -1,0 +1,1 @@
+"""Physician Turing tests: studies, readers, cases, answers, protocols, statistics, storage."""

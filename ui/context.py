@@ -1,0 +1,40 @@
+"""What every page needs: the model folder, the lazily loaded pipeline and the study store.
+
+Pages receive one AppContext; they never build models or database engines themselves.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiger.paths import DATA_ROOT, DEFAULT_MODEL
+
+
+@dataclass
+class AppContext:
+    model_dir: Path = DEFAULT_MODEL
+    db_url: str | None = None
+    data_dir: Path = DATA_ROOT
+    _pipeline: Any = field(default=None, repr=False)
+    _store: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def pipeline(self) -> Any:
+        """The TigerPipeline, loaded once on first use (raises a clear error if the folder is bad)."""
+        with self._lock:
+            if self._pipeline is None:
+                from tiger.pipeline import TigerPipeline
+
+                self._pipeline = TigerPipeline.from_pretrained(self.model_dir)
+            return self._pipeline
+
+    def store(self) -> Any:
+        """The Turing-test store (SQLite in data_dir by default, or db_url)."""
+        with self._lock:
+            if self._store is None:
+                from turing_test.storage import open_store
+
+                self._store = open_store(self.db_url, data_dir=self.data_dir)
+            return self._store
