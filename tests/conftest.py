@@ -9,4 +9,4 @@ os.environ.setdefault("TIGER_CACHE_DIR", os.path.join(os.path.dirname(os.path.di
 
 import tiger  # noqa: E402,F401  (offline settings before any third-party import)
 
-pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model", "tests.fixtures_server"]
+pytest_plugins = ["tests.fixtures_data", "tests.fixtures_model", "tests.fixtures_server", "tests.fixtures_turing"]

@@ -41,6 +41,12 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         register_turing_api = None
     if register_turing_api is not None:
         register_turing_api(app, ctx)
+    try:  # the reader app of the Turing tests at /study (its own login); mounted before "/"
+        from ui.turing_pages import mount_reader_app
+    except ImportError:
+        mount_reader_app = None
+    if mount_reader_app is not None:
+        mount_reader_app(app, ctx)
 
     demo = build_blocks(ctx)
     app.state.ctx = ctx

@@ -1,0 +1,199 @@
+"""TigerPipeline on a random micro model with a bank of real DDTI backgrounds: reproducibility,
+the PNG parameter record, modes, cancellation, control guidance and bad input."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tiger import knowledge, pngmeta
+from tiger.background_bank import BackgroundBank, BackgroundError
+from tiger.conditions import location_of
+from tiger.paths import SHARED_DATA
+from tiger.pipeline import PipelineInputError, TigerPipeline, record_to_kwargs
+
+STEPS = 3
+FTC = {"malignancy": "malignant", "subtype": "follicular", "size": "large", "location": "upper pole"}
+
+
+def _arr(img) -> np.ndarray:
+    return np.asarray(img, dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def pipe(micro_pipe):
+    return micro_pipe
+
+
+@pytest.fixture(scope="module")
+def ftc_out(pipe):
+    return pipe(chips=FTC, num_inference_steps=STEPS, num_images=2, seed=11)
+
+
+def test_same_seed_same_image_other_seed_other_image(pipe, ftc_out):
+    assert len(ftc_out.images) == 2 and ftc_out.images[0].size == (128, 128) and ftc_out.images[0].mode == "L"
+    again = pipe(chips=FTC, num_inference_steps=STEPS, num_images=2, seed=11)
+    assert all(np.array_equal(_arr(a), _arr(b)) for a, b in zip(again.images, ftc_out.images))
+    assert not np.array_equal(_arr(ftc_out.images[0]), _arr(ftc_out.images[1]))
+    assert [r["seed"] for r in ftc_out.records] == [11, 12]
+
+
+def test_png_record_restores_the_call_exactly(pipe, ftc_out, tmp_path):
+    path = tmp_path / "ftc.png"
+    pngmeta.write_png(ftc_out.images[1], ftc_out.records[1], path)
+    rec = pngmeta.read_record(path)
+    assert rec == ftc_out.records[1]
+    assert rec["chips"]["subtype"] == "follicular" and rec["background_id"] and rec["mode"] == "diversify"
+    assert rec["text_fg"] == knowledge.build_prompts(FTC)[0]
+    replay = pipe.replay(rec)
+    assert np.array_equal(_arr(replay.images[0]), _arr(Image.open(path)))
+    with pytest.raises(pngmeta.RecordError, match="no Tiger parameter record"):
+        buf = io.BytesIO()
+        Image.new("L", (8, 8)).save(buf, format="PNG")
+        pngmeta.read_record(buf.getvalue())
+    with pytest.raises(pngmeta.RecordError, match="not an image"):
+        pngmeta.read_record(b"plain text, not a picture")
+
+
+def test_diversify_places_mask_at_the_location_chip(pipe, ftc_out):
+    rec = ftc_out.records[0]
+    mask = pngmeta.b64png_to_array(rec["mask"])
+    _, gland = pipe.background_bank.get(rec["background_id"], size=128)
+    assert location_of(mask, gland) == "upper pole"
+
+
+def test_reference_mode_with_strength_reproduces(pipe, tmp_path):
+    real = Image.open(sorted((SHARED_DATA / "ddti" / "images").glob("*.jpg"))[0])
+    mask = np.zeros((128, 128), np.uint8)
+    mask[50:80, 40:90] = 255
+    out = pipe(chips={"subtype": "medullary"}, reference_image=real, mask=mask, strength=0.6,
+               num_inference_steps=5, seed=4)
+    rec = out.records[0]
+    assert rec["mode"] == "reference" and rec["strength"] == 0.6 and rec["reference_image"]
+    again = pipe(**record_to_kwargs(rec))
+    assert np.array_equal(_arr(again.images[0]), _arr(out.images[0]))
+    weaker = pipe(chips={"subtype": "medullary"}, reference_image=real, mask=mask, strength=0.2,
+                  num_inference_steps=5, seed=4)
+    assert not np.array_equal(_arr(weaker.images[0]), _arr(out.images[0]))
+
+
+def test_encoder_choices_and_explicit_sobel(pipe):
+    sob = np.asarray(Image.open(next(iter(sorted((pipe.background_bank.folder / "sobel").glob("*.png"))))))
+    outs = {}
+    for enc in ("fg", "bg", "none"):
+        o = pipe(chips=FTC, sobel=sob, encoders=enc, num_inference_steps=2, seed=1)
+        assert o.records[0]["encoders"] == enc and o.records[0]["sobel"]
+        outs[enc] = o.images[0]
+    replay = pipe.replay(o.records[0])
+    assert np.array_equal(_arr(replay.images[0]), _arr(outs["none"]))
+
+
+def test_one_unet_pass_per_step(pipe):
+    calls = {"unet": []}
+    h2 = pipe.unet.register_forward_pre_hook(lambda m, args: calls["unet"].append(args[0].shape[0]))
+    try:
+        pipe(chips=FTC, num_inference_steps=STEPS, num_images=2, seed=0, guidance_scale=3.0)
+        assert calls["unet"] == [4] * STEPS  # uncond + cond halves in one batch
+        calls["unet"].clear()
+        pipe(chips=FTC, num_inference_steps=STEPS, num_images=2, seed=0, guidance_scale=3.0, beta=0.5)
+        assert calls["unet"] == [6] * STEPS  # + the no-control rows, still one pass
+        calls["unet"].clear()
+        pipe(chips=FTC, num_inference_steps=STEPS, num_images=2, seed=0, guidance_scale=1.0)
+        assert calls["unet"] == [2] * STEPS  # no guidance: conditional rows only
+    finally:
+        h2.remove()
+
+
+def test_text_states_computed_once_per_call(pipe, monkeypatch):
+    from tiger import nets
+    n = {"calls": 0}
+    real = nets.encode_prompts
+
+    def counting(*a, **k):
+        n["calls"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(nets, "encode_prompts", counting)
+    pipe(chips=FTC, num_inference_steps=4, num_images=2, seed=0)
+    assert n["calls"] == 3  # full, FG and BG texts, each [uncond, cond] once
+
+
+def test_callback_progress_and_cancel(pipe):
+    seen = []
+
+    def stop_at_two(p, step, t, kw):
+        seen.append(step)
+        assert kw["latents"].shape == (1, 4, 32, 32)
+        return {"stop": step == 1}
+
+    out = pipe(chips=FTC, num_inference_steps=6, seed=0, callback_on_step_end=stop_at_two)
+    assert out.cancelled and out.images == [] and seen == [0, 1]
+
+    def interrupt(p, step, t, kw):
+        p._interrupt = True
+
+    assert pipe(chips=FTC, num_inference_steps=6, seed=0, callback_on_step_end=interrupt).cancelled
+    assert not pipe(chips=FTC, num_inference_steps=1, seed=0).cancelled  # the flag is reset
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_inference_steps=0), "num_inference_steps"),
+    (dict(num_inference_steps=10000), "1 to 1000"),
+    (dict(mask=np.ones((64, 64), np.uint8) * 255), "64x64 pixels"),
+    (dict(mask=np.zeros((128, 128), np.uint8)), "empty"),
+    (dict(mask=np.ones((128, 128), np.uint8)), "whole image"),
+    (dict(reference_image=b"%PDF-1.4 not an image", mask=np.pad(np.ones((8, 8)), 60)), "not a readable image"),
+    (dict(reference_image=np.zeros((128, 128), np.uint8)), "needs the nodule mask"),
+    (dict(seed=[1, 2, 3]), "3 seeds for 1 images"),
+    (dict(encoders="middle"), "encoders"),
+    (dict(guidance_scale="lots"), "guidance_scale"),
+    (dict(background_id="../../etc/passwd"), "unknown background"),
+])
+def test_bad_input_is_refused_with_a_message(pipe, kwargs, match):
+    with pytest.raises(PipelineInputError, match=match):
+        pipe(chips=FTC, **{"num_inference_steps": 1, **kwargs})
+
+
+def test_unknown_or_conflicting_chips(pipe):
+    with pytest.raises(knowledge.ChipError):
+        pipe(chips={"subtype": "squamous"}, num_inference_steps=1)
+    with pytest.raises(knowledge.ChipError):
+        pipe(chips={"colour": "blue"}, num_inference_steps=1)
+
+
+def test_save_pretrained_from_pretrained_bit_identical(pipe, tmp_path):
+    a = pipe(chips=FTC, num_inference_steps=2, seed=5)
+    pipe.save_pretrained(tmp_path / "copy")
+    again = TigerPipeline.from_pretrained(tmp_path / "copy")
+    again.set_progress_bar_config(disable=True)
+    b = again(chips=FTC, num_inference_steps=2, seed=5)
+    assert np.array_equal(_arr(a.images[0]), _arr(b.images[0]))
+    assert b.records[0]["background_id"] == a.records[0]["background_id"]
+
+
+def test_missing_model_folder_names_the_file(micro_model_dir, tmp_path):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(micro_model_dir, broken)
+    (broken / "controlnet_bg" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="controlnet_bg/config.json"):
+        TigerPipeline.from_pretrained(broken)
+
+
+def test_background_bank(micro_model_dir, tmp_path):
+    bank = BackgroundBank(micro_model_dir / "background_bank")
+    rows = bank.list()
+    assert len(rows) >= 2 and {"id", "file", "plane", "gland"} <= set(rows[0])
+    sob, gland = bank.get(rows[0]["id"])
+    assert sob.dtype == np.uint8 and sob.ndim == 2 and sob.max() > 100
+    small, g2 = bank.get(rows[0]["id"], size=64)
+    assert small.shape == (64, 64) and g2.x1 <= 64
+    assert bank.pick(seed=3) == bank.pick(seed=3)
+    with pytest.raises(BackgroundError, match="unknown background"):
+        bank.get("no-such-id")
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(BackgroundError, match="index.jsonl"):
+        BackgroundBank(tmp_path / "bad")

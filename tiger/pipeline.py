@@ -1,0 +1,439 @@
+"""TigerPipeline: text- and condition-guided synthesis of thyroid ultrasound images.
+
+A diffusers `DiffusionPipeline` subclass so diffusers users feel at home (`register_modules`,
+`progress_bar`, `callback_on_step_end`), but loading and saving go through
+`tiger.nets.load_components/save_components`: the folder holds parts diffusers does not know
+(AFF fusion, domain CLIP, background bank) and must never trigger a download.
+
+One denoising step = one batched call of `tiger.nets.fused_forward` (the same function the
+fine stage trains through): [unconditional, conditional] halves for classifier-free guidance,
+plus the no-control conditional rows when control guidance beta != 1 (paper eq. 13), all in one
+UNet pass. Text embeddings are computed once per call.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from PIL import Image, UnidentifiedImageError
+
+from tiger import nets
+from tiger.pngmeta import array_to_b64png, b64png_to_array
+
+MAX_STEPS = 1000
+MAX_IMAGES = 64
+RECORD_VERSION = 1
+
+
+class PipelineInputError(ValueError):
+    """Bad input to the pipeline (steps, mask, image, seeds, scales); the message is for people."""
+
+
+@dataclass
+class TigerOutput(BaseOutput):
+    """Generated images (PIL "L") and, per image, the full parameter record (see `__call__`).
+
+    `cancelled` is True when a callback stopped the run; images and records are then empty.
+    """
+
+    images: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    cancelled: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks (plain functions so the UI can reuse them before queueing a job)
+# --------------------------------------------------------------------------------------------
+
+def load_grey(image: Any, size: int, what: str = "image") -> np.ndarray:
+    """PIL / array / path / bytes -> uint8 size x size greyscale; a non-image raises PipelineInputError."""
+    try:
+        if isinstance(image, (str, Path)):
+            image = Image.open(image)
+        elif isinstance(image, (bytes, bytearray)):
+            image = Image.open(io.BytesIO(image))
+        if isinstance(image, Image.Image):
+            image.load()
+            arr = np.asarray(image.convert("L"))
+        else:
+            arr = np.asarray(image)
+            if arr.dtype == object or arr.ndim not in (2, 3):
+                raise ValueError(f"expected a 2-D greyscale or HxWx3 array, got shape {arr.shape}")
+            if arr.ndim == 3:
+                arr = arr[..., :3].mean(-1)
+            if arr.dtype != np.uint8:
+                arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, TypeError) as e:
+        raise PipelineInputError(f"the {what} is not a readable image ({e})") from e
+    if arr.shape != (size, size):
+        arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
+    return arr
+
+
+def check_mask(mask: Any, size: int) -> np.ndarray:
+    """A nodule mask -> uint8 0/255 (size x size). Wrong size, empty or all-nodule masks are refused."""
+    try:
+        m = np.asarray(mask.convert("L") if isinstance(mask, Image.Image) else mask)
+    except (TypeError, ValueError) as e:
+        raise PipelineInputError(f"the mask is not an image or array ({e})") from e
+    if m.ndim == 3:
+        m = m[..., 0]
+    if m.ndim != 2 or m.dtype == object:
+        raise PipelineInputError(f"the mask must be a 2-D image, got shape {m.shape}")
+    if m.shape != (size, size):
+        raise PipelineInputError(f"the mask is {m.shape[1]}x{m.shape[0]} pixels but this model makes "
+                                 f"{size}x{size} images; draw or resize the mask to {size}x{size}")
+    b = m > (127 if m.max() > 1 else 0)
+    if not b.any():
+        raise PipelineInputError("the mask is empty: mark the nodule (white on black)")
+    if b.all():
+        raise PipelineInputError("the mask covers the whole image: mark only the nodule (white on black)")
+    return b.astype(np.uint8) * 255
+
+
+def _check_int(name: str, v: Any, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
+        raise PipelineInputError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
+    return int(v)
+
+
+def _check_float(name: str, v: Any, lo: float, hi: float) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise PipelineInputError(f"{name} must be a number from {lo} to {hi}, got {v!r}") from None
+    if not (lo <= f <= hi) or f != f:
+        raise PipelineInputError(f"{name} must be a number from {lo} to {hi}, got {v!r}")
+    return f
+
+
+def _seeds(seed: int | Sequence[int], n: int) -> list[int]:
+    if isinstance(seed, (list, tuple)):
+        if len(seed) != n:
+            raise PipelineInputError(f"got {len(seed)} seeds for {n} images; give one seed or one per image")
+        return [_check_int("seed", s, 0, 2**63 - 1) for s in seed]
+    s = _check_int("seed", seed, 0, 2**63 - 1 - n)
+    return [s + i for i in range(n)]
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------
+
+class TigerPipeline(DiffusionPipeline):
+    """VAE + domain-CLIP text encoder + base UNet + FG/BG ControlNets fused by AFF, DDIM sampling."""
+
+    model_cpu_offload_seq = "text_encoder->controlnet_fg->controlnet_bg->unet->vae"
+
+    def __init__(self, vae, text_encoder, unet, controlnet_fg, controlnet_bg, fusion, scheduler,
+                 tokenizer=None, background_bank=None, model_id: str | None = None,
+                 image_size: int | None = None, clip=None):
+        super().__init__()
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                              controlnet_fg=controlnet_fg, controlnet_bg=controlnet_bg, fusion=fusion,
+                              scheduler=scheduler)
+        self.background_bank = background_bank
+        self.model_id = model_id or "unsaved"
+        self.image_size = int(image_size or nets._image_size(unet, vae))
+        self.clip = clip
+        self._interrupt = False
+
+    # ---- folders --------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device | None = None, **_: Any) -> "TigerPipeline":
+        """Load a local model folder (never downloads). Missing/corrupt parts raise ModelFolderError."""
+        comps = nets.load_components(folder)
+        pipe = cls(**comps)
+        if device is not None:
+            pipe.to(device)
+        return pipe
+
+    def save_pretrained(self, folder: str | Path, fp16: bool = False, **_: Any) -> Path:
+        """Write the model folder (fp32 by default, so a reload gives bit-identical images)."""
+        comps = dict(vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer, unet=self.unet,
+                     controlnet_fg=self.controlnet_fg, controlnet_bg=self.controlnet_bg, fusion=self.fusion,
+                     scheduler=self.scheduler, clip=self.clip, background_bank=self.background_bank,
+                     model_id=self.model_id, image_size=self.image_size)
+        return nets.save_components(comps, folder, fp16=fp16)
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
+    # ---- pieces of a call -----------------------------------------------------------------
+    def _texts(self, chips, text_fg, text_bg) -> tuple[dict, str, str, str]:
+        from tiger import knowledge
+        c = knowledge.validate_chips(chips) if chips else {}
+        fg, bg = knowledge.build_prompts(c)
+        if text_fg is not None:
+            fg = str(text_fg)
+        if text_bg is not None:
+            bg = str(text_bg)
+        return c, fg, bg, f"{fg}. {bg}"
+
+    def _background(self, background_id, sobel, chips, seed, need: bool):
+        """(sobel uint8, gland extent or None, background id or None) for one image."""
+        from tiger.conditions import estimate_gland_extent
+        S = self.image_size
+        if sobel is not None:
+            sob = load_grey(sobel, S, "Sobel map")
+            return sob, estimate_gland_extent(sob), None
+        if self.background_bank is None or len(self.background_bank) == 0:
+            if need:
+                raise PipelineInputError("this model has no background bank: pass a Sobel map (sobel=...), a "
+                                         "reference image, or use encoders='fg'")
+            return np.zeros((S, S), np.uint8), None, None
+        bid = background_id if background_id is not None else self.background_bank.pick(chips.get("plane"), seed)
+        try:
+            sob, gland = self.background_bank.get(bid, size=S)
+        except ValueError as e:
+            raise PipelineInputError(str(e)) from e
+        return sob, gland, str(bid)
+
+    def _placed_mask(self, chips: dict, gland, seed: int) -> np.ndarray:
+        """Diversify mode without a drawn mask: an ellipse of the chip size placed by the location chip."""
+        from tiger.conditions import default_mask, place_mask
+        S = self.image_size
+        m = default_mask((S, S), chips.get("size") or "middle")
+        if chips.get("aspect") == "taller-than-wide":
+            m = np.ascontiguousarray(m.T)
+        if gland is None:
+            return m
+        return place_mask(m, gland, location=chips.get("location"), size=None,
+                          extension=chips.get("margin") == "extrathyroidal extension",
+                          rng=np.random.default_rng(seed))
+
+    @torch.no_grad()
+    def _encode_image(self, grey: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(grey).float().div(127.5).sub(1.0)[None, None]
+        x = x.repeat(1, self.vae.config.in_channels, 1, 1).to(self.device, self.vae.dtype)
+        lat = self.vae.encode(x).latent_dist.mean
+        return lat * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def _decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        x = self.vae.decode(latents / self.vae.config.scaling_factor, return_dict=False)[0]
+        x = x.float().clamp(-1, 1).mean(1)  # greyscale (SD2's VAE decodes 3 channels)
+        arr = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        return [Image.fromarray(a, mode="L") for a in arr]
+
+    # ---- the call -------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, chips: dict | None = None, text_fg: str | None = None, text_bg: str | None = None,
+                 mask: Any = None, sobel: Any = None, background_id: str | None = None,
+                 encoders: str = "both", num_inference_steps: int = 25, guidance_scale: float = 4.0,
+                 fg_scale: float = 1.0, bg_scale: float = 1.0, beta: float = 1.0,
+                 seed: int | Sequence[int] = 0, num_images: int = 1, reference_image: Any = None,
+                 strength: float = 1.0, eta: float = 0.0,
+                 callback_on_step_end: Callable[["TigerPipeline", int, Any, dict], dict | None] | None = None,
+                 ) -> TigerOutput:
+        """Generate `num_images` greyscale images.
+
+        Args:
+            chips: feature chips {group: value} (tiger.knowledge); validated (unknown or conflicting
+                chips raise knowledge.ChipError) and turned into the FG/BG texts.
+            text_fg / text_bg: override the texts built from the chips (Reference mode with edited text).
+            mask: nodule mask (HxW, image size, white nodule); None in Diversify mode places an
+                ellipse of the `size` chip at the `location` chip within the background's gland.
+                Wrong size, empty or whole-image masks raise PipelineInputError.
+            sobel: a BG condition (Sobel map) to use instead of a bank background.
+            background_id: bank background to use; None picks one by seed (of the `plane` chip).
+            encoders: "both" (FG+BG ControlNets fused by AFF), "fg", "bg", or "none" (base UNet only).
+            num_inference_steps: DDIM steps, 1..1000.
+            guidance_scale: classifier-free guidance (<= 1 disables the unconditional half).
+            fg_scale / bg_scale: ControlNet conditioning scales, 0..5.
+            beta: control guidance (eq. 13): eps = eps_sd + beta (eps_fused - eps_sd); 1 costs
+                nothing extra, other values add the no-control rows to the same UNet batch.
+            seed: an int (image i gets seed + i) or one seed per image; the per-image seed fixes
+                its noise and (Diversify) its background pick and mask placement.
+            num_images: 1..64.
+            reference_image: Reference mode: a real image (PIL, array, path or bytes); its Sobel
+                map is the BG condition and `mask` (required) its nodule mask.
+            strength: Reference mode img2img strength in (0, 1]: 1 starts from noise, smaller keeps
+                more of the reference. Ignored in Diversify mode.
+            eta: DDIM eta (0 = deterministic DDIM).
+            callback_on_step_end: `fn(pipe, step, t, {"latents": ...}) -> dict | None` after each
+                step. Returning {"latents": x} replaces the latents; returning {"stop": True} or
+                setting `pipe._interrupt = True` cancels the run (output.cancelled is True, no images).
+
+        Returns:
+            TigerOutput(images, records): each record holds everything needed to reproduce its
+            image (see `record_to_kwargs`); `tiger.pngmeta.write_png` embeds it in the PNG.
+        """
+        S = self.image_size
+        steps = _check_int("num_inference_steps", num_inference_steps, 1, MAX_STEPS)
+        n = _check_int("num_images", num_images, 1, MAX_IMAGES)
+        g_scale = _check_float("guidance_scale", guidance_scale, 0.0, 50.0)
+        fg_s = _check_float("fg_scale", fg_scale, 0.0, 5.0)
+        bg_s = _check_float("bg_scale", bg_scale, 0.0, 5.0)
+        beta = _check_float("beta", beta, 0.0, 5.0)
+        eta = _check_float("eta", eta, 0.0, 1.0)
+        if encoders not in nets.ENCODERS:
+            raise PipelineInputError(f"encoders must be one of {', '.join(nets.ENCODERS)}, got {encoders!r}")
+        seeds = _seeds(seed, n)
+        chips_v, t_fg, t_bg, t_full = self._texts(chips, text_fg, text_bg)
+        mode = "reference" if reference_image is not None else "diversify"
+        strength = _check_float("strength", strength, 0.0, 1.0) if mode == "reference" else 1.0
+        if mode == "reference" and strength <= 0:
+            raise PipelineInputError("strength must be above 0 (0 would return the reference unchanged)")
+        user_mask = check_mask(mask, S) if mask is not None else None
+        need_bg = encoders in ("bg", "both")
+
+        # conditions per image
+        ref = None
+        masks, sobels, bg_ids, user_sobel = [], [], [], None
+        if mode == "reference":
+            ref = load_grey(reference_image, S, "reference image")
+            if user_mask is None:
+                raise PipelineInputError("Reference mode needs the nodule mask of the reference image (mask=...)")
+            from tiger.conditions import sobel_map
+            ref_sobel = load_grey(sobel, S, "Sobel map") if sobel is not None else sobel_map(ref)
+            masks, sobels, bg_ids = [user_mask] * n, [ref_sobel] * n, [None] * n
+        else:
+            if sobel is not None:
+                user_sobel = load_grey(sobel, S, "Sobel map")
+            for s in seeds:
+                sob, gland, bid = self._background(background_id, user_sobel, chips_v, s, need_bg)
+                sobels.append(sob)
+                bg_ids.append(bid)
+                masks.append(user_mask if user_mask is not None else self._placed_mask(chips_v, gland, s))
+
+        dev, dtype = self.device, self.unet.dtype
+        # text states: once per call, [uncond, cond]
+        te, tok = self.text_encoder, self.tokenizer
+        full_s, _ = nets.encode_prompts(te, ["", t_full], reweight=False, tokenizer=tok)
+        fg_s_, fg_om = nets.encode_prompts(te, ["", t_fg], reweight=True, tokenizer=tok)
+        bg_s_, _ = nets.encode_prompts(te, ["", t_bg], reweight=False, tokenizer=tok)
+        do_cfg = g_scale > 1.0
+        plain = encoders != "none" and beta != 1.0
+        halves = [0, 1] if do_cfg else [1]
+
+        def rows(x: torch.Tensor) -> torch.Tensor:  # [uncond x n, cond x n]
+            return torch.cat([x[h:h + 1].expand(n, *x.shape[1:]) for h in halves]).to(dev, dtype)
+
+        ctx_full = rows(full_s)
+        if plain:
+            ctx_full = torch.cat([ctx_full, full_s[1:2].expand(n, *full_s.shape[1:]).to(dev, dtype)])
+        ctx_fg, om_fg, ctx_bg = rows(fg_s_), rows(fg_om), rows(bg_s_)
+        m_t = torch.from_numpy(np.stack(masks) > 127).float()[:, None]
+        s_t = torch.from_numpy(np.stack(sobels)).float().div(255.0)[:, None]
+        cond_fg = m_t.repeat(len(halves), 1, 1, 1).to(dev, dtype)
+        cond_bg = s_t.repeat(len(halves), 1, 1, 1).to(dev, dtype)
+
+        # noise and timesteps
+        sched = self.scheduler
+        sched.set_timesteps(steps, device=dev)
+        timesteps = sched.timesteps
+        h = S // nets.vae_factor(self.vae)
+        C = self.unet.config.in_channels
+        noise = torch.cat([torch.randn((1, C, h, h), generator=torch.Generator("cpu").manual_seed(s)) for s in seeds])
+        noise = noise.to(dev, dtype)
+        if mode == "reference" and strength < 1.0:
+            keep = max(1, min(int(round(steps * strength)), steps))
+            timesteps = timesteps[steps - keep:]
+            x0 = self._encode_image(ref).expand(n, -1, -1, -1)
+            latents = sched.add_noise(x0, noise, timesteps[:1].repeat(n))
+        else:
+            latents = noise * sched.init_noise_sigma
+        gens = [torch.Generator("cpu").manual_seed(s + 7919) for s in seeds] if eta > 0 else None
+
+        self._interrupt = False
+        cancelled = False
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                if self._interrupt:
+                    cancelled = True
+                    break
+                lat_in = sched.scale_model_input(latents, t)
+                batch = torch.cat([lat_in] * (len(halves) + (1 if plain else 0)))
+                out = nets.fused_forward(self.unet, self.controlnet_fg, self.controlnet_bg, self.fusion, batch, t,
+                                         ctx_full, ctx_fg, ctx_bg, om_fg, cond_fg, cond_bg, fg_s, bg_s, encoders,
+                                         n_plain=n if plain else 0)
+                parts = list(out.split(n))
+                cond = parts[len(halves) - 1]
+                if plain:
+                    cond = parts[-1] + beta * (cond - parts[-1])
+                pred = parts[0] + g_scale * (cond - parts[0]) if do_cfg else cond
+                if gens is None:
+                    latents = sched.step(pred, t, latents, eta=eta, return_dict=False)[0]
+                else:
+                    latents = torch.cat([sched.step(pred[k:k + 1], t, latents[k:k + 1], eta=eta, generator=gens[k],
+                                                    return_dict=False)[0] for k in range(n)])
+                if callback_on_step_end is not None:
+                    res = callback_on_step_end(self, i, t, {"latents": latents}) or {}
+                    if res.get("latents") is not None:
+                        latents = res["latents"]
+                    if res.get("stop"):
+                        self._interrupt = True
+                bar.update()
+        if cancelled or self._interrupt:
+            self._interrupt = False
+            return TigerOutput(images=[], records=[], cancelled=True)
+        images = self._decode(latents)
+
+        ref_b64 = array_to_b64png(ref) if ref is not None else None
+        sob_b64 = array_to_b64png(user_sobel) if user_sobel is not None else None
+        records = []
+        for k in range(n):
+            records.append(dict(
+                version=RECORD_VERSION, model_id=self.model_id, image_size=S, mode=mode,
+                chips=chips_v, text_fg=t_fg, text_bg=t_bg, text_full=t_full,
+                text_fg_override=text_fg is not None, text_bg_override=text_bg is not None,
+                seed=seeds[k], steps=steps, guidance_scale=g_scale, fg_scale=fg_s, bg_scale=bg_s,
+                beta=beta, eta=eta, encoders=encoders, strength=strength,
+                background_id=bg_ids[k], sobel=sob_b64, mask=array_to_b64png(masks[k]),
+                mask_drawn=user_mask is not None, reference_image=ref_b64,
+            ))
+        return TigerOutput(images=images, records=records)
+
+    def replay(self, record: dict) -> TigerOutput:
+        """Re-run one record (from `TigerOutput.records` or `pngmeta.read_record`)."""
+        return self(**record_to_kwargs(record))
+
+
+def record_to_kwargs(record: dict) -> dict:
+    """A parameter record -> `TigerPipeline.__call__` arguments that reproduce its image."""
+    try:
+        kw = dict(chips=record.get("chips") or None,
+                  text_fg=record["text_fg"] if record.get("text_fg_override") else None,
+                  text_bg=record["text_bg"] if record.get("text_bg_override") else None,
+                  mask=b64png_to_array(record["mask"]) if record.get("mask") else None,
+                  sobel=b64png_to_array(record["sobel"]) if record.get("sobel") else None,
+                  background_id=record.get("background_id"), encoders=record["encoders"],
+                  num_inference_steps=record["steps"], guidance_scale=record["guidance_scale"],
+                  fg_scale=record["fg_scale"], bg_scale=record["bg_scale"], beta=record["beta"],
+                  eta=record.get("eta", 0.0), seed=record["seed"], num_images=1)
+    except KeyError as e:
+        raise PipelineInputError(f"the parameter record lacks {e.args[0]!r}") from None
+    if record.get("mode") == "reference":
+        kw["reference_image"] = b64png_to_array(record["reference_image"])
+        kw["strength"] = record.get("strength", 1.0)
+    return kw
+
+
+def make_random_pipeline(folder: str | Path, preset: str | dict = "micro", seed: int = 0,
+                         bank_source: str | Path | None = None, max_backgrounds: int | None = 32) -> TigerPipeline:
+    """Write a randomly initialised model folder and load it: for development and tests.
+
+    bank_source: a canonical dataset folder; its TRAINING split (tiger.data.split) fills the
+    background bank (at most `max_backgrounds`, at the model's image size).
+    """
+    folder = Path(folder)
+    comps = nets.build_components(preset, seed=seed)
+    comps["model_id"] = f"random-{preset if isinstance(preset, str) else 'custom'}-seed{seed}"
+    if bank_source is not None:
+        from tiger.background_bank import BackgroundBank
+        from tiger.data import load_metadata, split
+        records = split(load_metadata(bank_source), seed=0)["train"]
+        if max_backgrounds is not None:
+            records = records[:max_backgrounds]
+        comps["background_bank"] = BackgroundBank.build(bank_source, records, folder / "background_bank",
+                                                        size=comps["image_size"])
+    nets.save_components(comps, folder, fp16=True)
+    return TigerPipeline.from_pretrained(folder)

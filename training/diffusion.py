@@ -1,0 +1,152 @@
+"""What the two diffusion stages (coarse and fine) share: loading the frozen parts, encoding the
+training split once into latents and text states, and the v-prediction loss.
+
+Why precompute: the VAE and text encoder are frozen in both stages, so encoding every image
+(and its left-right mirror) and every distinct text once removes them from the step entirely;
+a step is then only the UNet (and ControlNets). Latents keep the posterior mean and std, and a
+fresh latent sample is drawn each step, so the UNet still sees the VAE's posterior noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from training.common import TensorData, TrainingInputError
+
+
+@dataclass
+class Frozen:
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
+    scaling_factor: float
+
+
+def load_frozen(preset: str, vae_dir: str | None, text_encoder_dir: str | None, device: torch.device) -> Frozen:
+    """VAE and text encoder of the earlier stages (folders), or the preset's own (sd2)."""
+    from diffusers import AutoencoderKL
+
+    from tiger import nets
+    from tiger.domain_clip import DomainCLIP
+
+    p = nets.resolve_preset(preset)
+    if vae_dir:
+        if not (Path(vae_dir) / "config.json").exists():
+            raise TrainingInputError(f"--vae {vae_dir} holds no trained VAE (no config.json); run training.train_vae first")
+        vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32)
+    elif p["kind"] == "folder":
+        vae = nets.build_vae(p)
+    else:
+        raise TrainingInputError("--vae is required for the tiny/micro presets (the VAE stage's model/ folder)")
+    tokenizer = None
+    if text_encoder_dir:
+        if not (Path(text_encoder_dir) / "config.json").exists():
+            raise TrainingInputError(f"--text-encoder {text_encoder_dir} holds no trained domain CLIP (no config.json)")
+        te = DomainCLIP.from_pretrained(text_encoder_dir, torch_dtype=torch.float32)
+    elif p["kind"] == "folder":
+        te = nets.build_text_encoder(p)
+        tokenizer = nets.build_tokenizer(p)
+    else:
+        raise TrainingInputError("--text-encoder is required for the tiny/micro presets (the CLIP stage's model/ folder)")
+    for m in (vae, te):
+        m.to(device, torch.float32).eval().requires_grad_(False)
+    return Frozen(vae, te, tokenizer, float(vae.config.scaling_factor))
+
+
+@torch.no_grad()
+def encode_latents(vae, images: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of images and of their mirrors: 2 x N x C x h x w each
+    (index 0 plain, 1 mirrored), so flips are exact rather than approximated in latent space."""
+    means, stds = [], []
+    for flip in (False, True):
+        m, s = [], []
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size]
+            post = vae.encode(x.flip(-1) if flip else x).latent_dist
+            m.append(post.mean.float())
+            s.append(post.std.float())
+        means.append(torch.cat(m))
+        stds.append(torch.cat(s))
+    return torch.stack(means), torch.stack(stds)
+
+
+class TextBank:
+    """Token states of every distinct text (plus "" for guidance dropout), computed once."""
+
+    def __init__(self, text_encoder: Any, texts: Sequence[str], tokenizer: Any = None, batch_size: int = 64):
+        from tiger import nets
+
+        self.vocab = [""] + sorted(set(texts) - {""})
+        self.index = {t: i for i, t in enumerate(self.vocab)}
+        states = []
+        with torch.no_grad():
+            for i in range(0, len(self.vocab), batch_size):
+                s, _ = nets.encode_prompts(text_encoder, self.vocab[i:i + batch_size], reweight=False, tokenizer=tokenizer)
+                states.append(s.float())
+        self.states = torch.cat(states)
+
+    def ids(self, texts: Sequence[str]) -> torch.Tensor:
+        return torch.tensor([self.index.get(t, 0) for t in texts], device=self.states.device)
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        missing = [t for t in texts if t not in self.index]
+        if missing:
+            raise KeyError(f"text not in the bank: {missing[0]!r}")
+        return self.states[self.ids(texts)]
+
+
+@dataclass
+class LatentData:
+    """The training split as the diffusion stages see it (all on the training device)."""
+
+    mean: torch.Tensor  # 2 x N x C x h x w
+    std: torch.Tensor
+    data: TensorData
+
+    def __len__(self) -> int:
+        return self.mean.shape[1]
+
+    def sample(self, idx: torch.Tensor, flip: torch.Tensor, scaling: float, g: torch.Generator) -> torch.Tensor:
+        """Scaled latent samples of the batch (mirror chosen per sample by `flip`)."""
+        f = flip.long()
+        m = self.mean[f, idx]
+        s = self.std[f, idx]
+        return (m + s * torch.randn(m.shape, generator=g, device=g.device, dtype=m.dtype)) * scaling
+
+
+def prepare_latents(frozen: Frozen, data: TensorData) -> LatentData:
+    mean, std = encode_latents(frozen.vae, data.images)
+    return LatentData(mean, std, data)
+
+
+def noisy_v_batch(noise_scheduler, z0: torch.Tensor, g: torch.Generator,
+                  min_snr_gamma: float | None = 5.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z_t, t, v target, per-sample loss weight) for uniformly drawn timesteps.
+
+    The weight is min-SNR-gamma for v-prediction, min(SNR, gamma) / (SNR + 1) (Hang et al. 2023):
+    it stops the many near-noise-free timesteps from dominating and speeds convergence."""
+    n = z0.shape[0]
+    T = noise_scheduler.config.num_train_timesteps
+    t = torch.randint(0, T, (n,), generator=g, device=g.device)
+    noise = torch.randn(z0.shape, generator=g, device=g.device, dtype=z0.dtype)
+    zt = noise_scheduler.add_noise(z0, noise, t)
+    v = noise_scheduler.get_velocity(z0, noise, t)
+    if min_snr_gamma:
+        ac = noise_scheduler.alphas_cumprod.to(z0.device)[t]
+        snr = ac / (1 - ac)
+        w = torch.clamp(snr, max=min_snr_gamma) / (snr + 1)
+    else:
+        w = torch.ones(n, device=z0.device)
+    return zt, t, v, w
+
+
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    per = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    return (per * weight).mean()
+
+
+def flip_choice(n: int, g: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=g.device) < 0.5

@@ -1,0 +1,149 @@
+"""Fine stage: the UNet frozen; the FG ControlNet (nodule mask + FG text, omega-weighted
+cross-attention) and the BG ControlNet (Sobel map + BG text), both initialised from the coarse
+UNet, and the AFF fusion of their residuals are trained through `tiger.nets.fused_forward`, the
+same function the pipeline samples with.
+
+Optimisers, as in the paper: the FG and BG ControlNets each have their OWN AdamW (paper,
+Methods: "both FG-Encoder and BG-Encoder are equipped with individual optimizers (both
+utilizing AdamW)"). The AFF fusion has a third AdamW of its own (the paper does not say where
+its parameters go; a separate optimiser keeps the two encoders' states symmetric and lets the
+fusion use its own learning rate). The loss is the one v-prediction loss of the fused output;
+each optimiser steps on its own parameters from that shared gradient.
+
+Condition dropout: the full, FG and BG texts are each dropped to "" with `--text-dropout`,
+and the mask / Sobel images are zeroed with `--cond-dropout`, so the model stays usable with
+one encoder and under classifier-free guidance.
+
+    python -m training.train_fine --data data/ddti-128 --out runs/tiny/stages/fine --preset tiny \
+        --vae runs/tiny/stages/vae/model --text-encoder runs/tiny/stages/clip/model \
+        --unet runs/tiny/stages/coarse/model --max-minutes 6
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import tiger  # noqa: F401
+import torch
+
+from training.common import (EMA, StageRun, TrainingInputError, add_common_args, batch_indices,
+                             drop_texts, load_split, trainable)
+from training.diffusion import (TextBank, flip_choice, load_frozen, noisy_v_batch, prepare_latents,
+                                weighted_mse)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(ap, batch_size=16, lr=1e-4, max_steps=100_000, max_minutes=8)
+    ap.add_argument("--vae", default=None, help="trained VAE folder (tiny/micro)")
+    ap.add_argument("--text-encoder", default=None, help="trained domain CLIP folder (tiny/micro)")
+    ap.add_argument("--unet", required=True, help="coarse-stage UNet folder (frozen here)")
+    ap.add_argument("--fusion-lr", type=float, default=None, help="AFF learning rate (default: --lr x 10)")
+    ap.add_argument("--text-dropout", type=float, default=0.1)
+    ap.add_argument("--cond-dropout", type=float, default=0.05)
+    ap.add_argument("--min-snr-gamma", type=float, default=5.0)
+    ap.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--ema-decay", type=float, default=0.999)
+    return ap
+
+
+def _keep(n: int, p: float, g: torch.Generator) -> torch.Tensor:
+    return (torch.rand(n, generator=g, device=g.device) >= p).float().view(n, 1, 1, 1)
+
+
+def train(args: argparse.Namespace) -> dict:
+    from diffusers import UNet2DConditionModel
+
+    from tiger import nets
+
+    run = StageRun.from_args(args, "fine")
+    acc, dev = run.acc, run.device
+    if not (Path(args.unet) / "config.json").exists():
+        raise TrainingInputError(f"--unet {args.unet} holds no UNet (no config.json); run training.train_coarse first")
+    frozen = load_frozen(args.preset, args.vae, args.text_encoder, dev)
+    data = load_split(args.data, "train", args.split_seed, dev)
+    lat = prepare_latents(frozen, data)
+    bank = TextBank(frozen.text_encoder, data.text + data.text_bg, frozen.tokenizer)
+    full_ids, bg_ids = bank.ids(data.text), bank.ids(data.text_bg)
+    noise_sched = nets.build_noise_scheduler(nets.build_scheduler())
+
+    unet = UNet2DConditionModel.from_pretrained(args.unet, torch_dtype=torch.float32)
+    unet.to(dev).eval().requires_grad_(False)
+    torch.manual_seed(args.seed)
+    cn_fg, cn_bg = nets.build_controlnets(unet, args.preset, vae=frozen.vae)
+    fusion = nets.build_fusion(cn_fg, args.preset)
+    for m in (cn_fg, cn_bg, fusion):
+        m.to(dev, torch.float32).train()
+    opt_fg = torch.optim.AdamW(trainable(cn_fg.parameters()), lr=args.lr, weight_decay=1e-2)
+    opt_bg = torch.optim.AdamW(trainable(cn_bg.parameters()), lr=args.lr, weight_decay=1e-2)
+    opt_aff = torch.optim.AdamW(trainable(fusion.parameters()), lr=args.fusion_lr or args.lr * 10, weight_decay=0.0)
+    cn_fg, cn_bg, fusion, opt_fg, opt_bg, opt_aff = acc.prepare(cn_fg, cn_bg, fusion, opt_fg, opt_bg, opt_aff)
+    emas = {}
+    if args.ema:
+        for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
+            emas[name] = EMA(acc.unwrap_model(m), args.ema_decay)
+            acc.register_for_checkpointing(emas[name])
+    resumed = run.resume()
+    nets.set_omega_processor(acc.unwrap_model(cn_fg))
+    opts = (opt_fg, opt_bg, opt_aff)
+    params = [p for m in (cn_fg, cn_bg, fusion) for p in m.parameters()]
+
+    while run.keep_going():
+        g = run.rng(0)
+        idx = batch_indices(len(lat), args.batch_size, g)
+        n = len(idx)
+        flip = flip_choice(n, g)
+        z0 = lat.sample(idx, flip, frozen.scaling_factor, g)
+        fl = flip.view(n, 1, 1, 1)
+        mask = torch.where(fl, data.masks[idx].flip(-1), data.masks[idx]) * _keep(n, args.cond_dropout, g)
+        sobel = torch.where(fl, data.sobel[idx].flip(-1), data.sobel[idx]) * _keep(n, args.cond_dropout, g)
+        il = idx.tolist()
+        fg_texts = drop_texts([data.text_fg[i] for i in il], args.text_dropout, g)
+        zero = torch.zeros_like(idx)
+        ctx_full = bank.states[torch.where(_keep(n, args.text_dropout, g).view(n).bool(), full_ids[idx], zero)]
+        ctx_bg = bank.states[torch.where(_keep(n, args.text_dropout, g).view(n).bool(), bg_ids[idx], zero)]
+        with torch.no_grad():
+            ctx_fg, omega_fg = nets.encode_prompts(frozen.text_encoder, fg_texts, reweight=True, tokenizer=frozen.tokenizer)
+        zt, t, v, w = noisy_v_batch(noise_sched, z0, g, args.min_snr_gamma or None)
+        with acc.autocast():
+            pred = nets.fused_forward(unet, cn_fg, cn_bg, fusion, zt, t, ctx_full, ctx_fg.float(), ctx_bg,
+                                      omega_fg.float(), mask, sobel)
+            loss = weighted_mse(pred, v, w)
+        for o in opts:
+            o.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.clip_grad_norm_(params, 1.0)
+        for o in opts:
+            o.step()
+        for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
+            if name in emas:
+                emas[name].update(acc.unwrap_model(m))
+        run.end_step({"loss": loss.item()})
+
+    info = {"resumed": resumed, "ema": bool(emas), "optimizers": "AdamW x3 (FG ControlNet, BG ControlNet, AFF fusion)",
+            "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout}
+    if acc.is_main_process:
+        for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
+            raw = acc.unwrap_model(m)
+            backup = {k: v.detach().clone() for k, v in raw.state_dict().items()}
+            if name in emas:
+                emas[name].copy_to(raw)
+            raw.save_pretrained(str(run.model_dir / {"fg": "controlnet_fg", "bg": "controlnet_bg"}.get(name, name)))
+            raw.load_state_dict(backup)
+    return run.finish(info)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        done = train(args)
+    except (ValueError, FileNotFoundError) as e:  # TrainingInputError, DatasetFormatError, PresetError, ...
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(done)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,395 @@
+"""The Synthesize page (Diversify mode): chips -> texts, a draggable nodule on a background, generate.
+
+Layout first (`build`), then the plain functions the controls call (module level, so tests
+call them without a browser). All model work goes through tiger/ via ui.generate.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from tiger import conditions as cond
+from ui import backgrounds as bgs
+from ui import chips as chipform
+from ui import generate as gen
+from ui import placement as pl
+from ui.canvas import dropped_center, mask_canvas
+from ui.context import AppContext
+from ui.errors import friendly
+from ui.jobs import GENERATE_QUEUE, gallery_value, results_state, stop, stream_batch, zip_batch
+from ui.uploads import editor_mask, load_mask
+from ui.widgets import chip_form, gen_settings
+
+LOCATIONS = list(cond.LOCATIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# plain functions (no Gradio objects in or out, except gr.update where a page needs it)
+# --------------------------------------------------------------------------------------------
+def texts_for(*values: Any) -> tuple[str, str, str]:
+    """Chip radio values (FORM_GROUPS order, then location) -> (FG text, BG text, TI-RADS line)."""
+    *chip_values, location = values
+    pv = chipform.preview(chipform.chips_from_form(chip_values, location=location))
+    return pv["text_fg"], pv["text_bg"], chipform.tirads_markdown(pv)
+
+
+def apply_preset(name: str) -> list[str]:
+    """Preset button -> the radio values of that typical profile."""
+    return chipform.form_from_chips(chipform.preset_chips(name))
+
+
+def _view(state: pl.Placement | None, note: str = "") -> tuple[Any, dict, Any, Any]:
+    """(state, canvas value, condition image, location radio value) after any placement change."""
+    loc = state["location"] if state else None
+    return state, pl.canvas_for(state, note), pl.condition_preview(state), loc
+
+
+def initial_placement(ctx: AppContext) -> tuple[pl.Placement | None, str]:
+    """The first bank background with a middle-sized nodule in the middle, or None + why."""
+    try:
+        bank = bgs.open_bank(ctx.model_dir)
+        rows = bgs.bank_rows(bank)
+    except ValueError as exc:
+        return None, str(exc)
+    if not rows:
+        return None, "The model's background bank is empty: derive a background from your image."
+    sobel, gland = bgs.load_background(bank, rows[0]["id"], size=bgs.image_size(ctx.model_dir))
+    return pl.new_placement(sobel, gland, background_id=rows[0]["id"]), ""
+
+
+def choose_background(ctx: AppContext, state: pl.Placement | None, background_id: str) -> tuple:
+    """Gallery click: keep the nodule's shape, size and third; swap the background."""
+    bank = bgs.open_bank(ctx.model_dir)
+    sobel, gland = bgs.load_background(bank, background_id, size=bgs.image_size(ctx.model_dir))
+    return _view(_rebase(state, sobel, gland, background_id))
+
+
+def _rebase(state: pl.Placement | None, sobel: np.ndarray, gland: Any, background_id: str | None) -> pl.Placement:
+    if not state or state["shape"].shape != sobel.shape:
+        return pl.new_placement(sobel, gland, background_id=background_id,
+                                location=(state or {}).get("location") or "middle")
+    return pl.new_placement(sobel, gland, background_id=background_id, shape=state["shape"],
+                            size=state["frac"], location=state["location"], extension=state["extension"])
+
+
+def derive_from_image(ctx: AppContext, state: pl.Placement | None, upload: Any) -> tuple:
+    """'Derive from my image': upload -> Sobel map + estimated gland; no bank id."""
+    _, sobel, gland = bgs.derive_background(upload, bgs.image_size(ctx.model_dir))
+    return _view(_rebase(state, sobel, gland, None), "background derived from your image")
+
+
+def _need(state: pl.Placement | None) -> pl.Placement:
+    if not state:
+        raise cond.ConditionError("Choose a background first (bank gallery or 'derive from my image').")
+    return state
+
+
+def drop(state: pl.Placement | None, canvas_value: Any) -> tuple:
+    """The user dropped the nodule on the canvas: pin it there and read the Location."""
+    centre = dropped_center(canvas_value)
+    if centre is None:
+        return _view(state)
+    return _view(pl.move_to_center(_need(state), *centre))
+
+
+def pick_location(state: pl.Placement | None, location: str) -> tuple:
+    """The Location chip was chosen: move the nodule into that third."""
+    if location not in LOCATIONS:
+        return _view(state)
+    return _view(pl.move_to_location(_need(state), location))
+
+
+def resize(state: pl.Placement | None, frac: float) -> tuple:
+    return _view(pl.set_size(_need(state), float(frac)))
+
+
+def size_chip(state: pl.Placement | None, size: str) -> tuple:
+    """The Size chip sets the slider's fraction and resizes the nodule."""
+    if size not in cond.SIZE_FRACTIONS or not state:
+        return (*_view(state), gr.update())
+    new = pl.set_size(state, size)
+    return (*_view(new), new["frac"])
+
+
+def extend(state: pl.Placement | None, extension: bool) -> tuple:
+    return _view(pl.set_extension(_need(state), bool(extension)))
+
+
+def custom_mask(state: pl.Placement | None, upload: Any, drawing: Any) -> tuple:
+    """Use an uploaded mask file, else the freehand drawing, as the nodule's outline."""
+    state = _need(state)
+    shape = state["sobel"].shape
+    mask = load_mask(upload, shape) if upload else editor_mask(drawing, shape)
+    if mask is None:
+        raise cond.ConditionError("Upload a mask PNG or draw the nodule outline first.")
+    return _view(pl.set_shape(state, mask), "custom mask")
+
+
+def default_shape(state: pl.Placement | None) -> tuple:
+    state = _need(state)
+    return _view(pl.set_shape(state, cond.default_mask(state["sobel"].shape, "middle")))
+
+
+def adjust_gland(state: pl.Placement | None, x0: float, y0: float, x1: float, y1: float) -> tuple:
+    return _view(pl.set_gland(_need(state), x0, y0, x1, y1), "gland extent adjusted")
+
+
+def request_from_form(chip_values: list[Any], location: str | None, text_fg: str, text_bg: str,
+                      state: pl.Placement | None, seed: Any, randomize: bool, batch: Any, steps: Any,
+                      guidance: Any, fg_scale: Any, bg_scale: Any, encoders: str) -> gen.GenerationRequest:
+    """The form as a checked GenerationRequest (raises ValueError subclasses with messages)."""
+    from tiger import knowledge as kb
+
+    chips = kb.validate_chips(chipform.chips_from_form(chip_values, location=location))
+    fg_default, bg_default = kb.build_prompts(chips)
+    req = gen.GenerationRequest(
+        chips=chips, text_fg=(text_fg or "").strip() or fg_default, text_bg=(text_bg or "").strip() or bg_default,
+        mask=state["mask"] if state else None, sobel=state["sobel"] if state else None,
+        background_id=state.get("background_id") if state else None, encoders=encoders or "both",
+        steps=steps, guidance=guidance, fg_scale=fg_scale, bg_scale=bg_scale,
+        seeds=gen.make_seeds(seed, bool(randomize), batch))
+    return gen.check_request(req)
+
+
+def select_result(results: list[dict[str, Any]], index: int | None) -> tuple[dict, str | None]:
+    if not results or index is None or not (0 <= index < len(results)):
+        return {}, None
+    r = results[index]
+    shown = {k: v for k, v in r["record"].items() if k != "mask"}
+    return shown, r["path"]
+
+
+def form_from_record(ctx: AppContext, record: dict[str, Any], state: pl.Placement | None) -> dict[str, Any]:
+    """A result's record -> every form value (chips, texts, seed, settings, placement).
+
+    The background comes back from the bank by id when it still exists; the mask from the
+    record's embedded PNG, so the condition is exactly the one that made the image.
+    """
+    from tiger import knowledge as kb
+    from tiger import pngmeta
+
+    chips = kb.validate_chips(record.get("chips") or {})
+    out: dict[str, Any] = {
+        "chips": chipform.form_from_chips(chips), "location": chips.get("location"),
+        "text_fg": record.get("text_fg", ""), "text_bg": record.get("text_bg", ""),
+        "seed": int(record.get("seed", 0)), "randomize": False,
+        "steps": int(record.get("num_inference_steps", record.get("steps", 25))),
+        "guidance": float(record.get("guidance_scale", record.get("guidance", 3.0))),
+        "fg_scale": float(record.get("fg_scale", 1.0)), "bg_scale": float(record.get("bg_scale", 1.0)),
+        "encoders": record.get("encoders", "both") if record.get("encoders") in gen.ENCODERS[:3] else "both",
+    }
+    new_state = state
+    bg_id = record.get("background_id")
+    if bg_id:
+        try:
+            bank = bgs.open_bank(ctx.model_dir)
+            sobel, gland = bgs.load_background(bank, bg_id, size=bgs.image_size(ctx.model_dir))
+            new_state = pl.new_placement(sobel, gland, background_id=bg_id)
+        except ValueError:
+            new_state = state
+    elif isinstance(record.get("sobel"), str):   # a background derived from the user's image
+        try:
+            new_state = pl.new_placement(pngmeta.b64png_to_array(record["sobel"]))
+        except ValueError:
+            new_state = state
+    if new_state and isinstance(record.get("mask"), str):
+        try:
+            mask = pngmeta.b64png_to_array(record["mask"])
+            if mask.shape == new_state["sobel"].shape and mask.any():
+                new_state = dict(new_state, shape=(mask > 0).astype(np.uint8) * 255)
+                new_state = pl.move_to_center(new_state, *_centroid(mask))
+        except ValueError:
+            pass
+    out["state"] = new_state
+    return out
+
+
+def _centroid(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
+
+
+# --------------------------------------------------------------------------------------------
+# layout and wiring
+# --------------------------------------------------------------------------------------------
+def build(ctx: AppContext) -> None:
+    present, status_md = bgs.model_status(ctx.model_dir)
+    gr.Markdown(status_md, elem_id="syn-model-status")
+    state0, note0 = initial_placement(ctx) if present else (None, "No model: derive a background from your image.")
+    bank_ids: list[str] = []
+    bank_items: list[tuple[str, str]] = []
+    if present:
+        try:
+            bank = bgs.open_bank(ctx.model_dir)
+            rows = bgs.bank_rows(bank)
+            bank_ids, bank_items = [r["id"] for r in rows], bgs.gallery_items(bank, rows)
+        except ValueError:
+            pass
+
+    placement = gr.State(state0)
+    shown_ids = gr.State(bank_ids)
+    results = gr.State([])
+    with gr.Row():
+        with gr.Column(scale=5):
+            gr.Markdown("### Nodule features")
+            with gr.Row():
+                preset_buttons = [gr.Button(label, size="sm", elem_id=f"syn-preset-{key}")
+                                  for label, key in chipform.PRESETS.items()]
+            form = chip_form("syn")
+        with gr.Column(scale=5):
+            gr.Markdown("### Background and nodule placement")
+            with gr.Accordion("Background bank", open=not bool(state0)):
+                plane_filter = gr.Radio(list(bgs.PLANE_FILTERS), value="all", label="Plane filter",
+                                        elem_id="syn-plane-filter")
+                bank_gallery = gr.Gallery(bank_items, columns=6, height=200, allow_preview=False,
+                                          label="Backgrounds (click to use)", elem_id="syn-bank")
+                derive = gr.File(label="...or derive from my image (PNG/JPEG/DICOM -> Sobel map)",
+                                 file_types=["image", ".dcm"], elem_id="syn-derive")
+            canvas = mask_canvas(pl.canvas_for(state0, note0) if state0 else None, elem_id="syn-canvas")
+            location = gr.Radio(LOCATIONS, value=(state0 or {}).get("location"), label="Location (drag the nodule or pick a pole)",
+                                elem_id="syn-location")
+            with gr.Row():
+                size = gr.Slider(*pl.SIZE_RANGE, value=0.5, step=0.05, label="Nodule size (of gland height)",
+                                 elem_id="syn-size")
+                extension = gr.Checkbox(False, label="Extrathyroidal extension (cross the upper edge)",
+                                        elem_id="syn-extension")
+            with gr.Accordion("Custom mask (upload or draw)", open=False):
+                mask_file = gr.File(label="Mask PNG (white nodule on black)", file_types=["image"])
+                drawing = gr.ImageEditor(type="numpy", label="Draw the nodule outline", height=260,
+                                         canvas_size=(128, 128))
+                with gr.Row():
+                    use_mask = gr.Button("Use this mask", size="sm")
+                    reset_mask = gr.Button("Back to the default ellipse", size="sm")
+            with gr.Accordion("Gland extent (estimated; adjust if wrong)", open=False):
+                g = (state0 or {}).get("gland") or {"x0": 0, "y0": 0, "x1": 128, "y1": 128}
+                gx0 = gr.Slider(0, 512, value=g["x0"], step=1, label="x0")
+                gy0 = gr.Slider(0, 512, value=g["y0"], step=1, label="y0")
+                gx1 = gr.Slider(0, 512, value=g["x1"], step=1, label="x1")
+                gy1 = gr.Slider(0, 512, value=g["y1"], step=1, label="y1")
+                gland_btn = gr.Button("Apply gland extent", size="sm")
+            condition = gr.Image(pl.condition_preview(state0), label="Conditions (BG Sobel + FG mask)",
+                                 interactive=False, height=260, elem_id="syn-condition", type="pil")
+    gr.Markdown("### Generate")
+    settings = gen_settings("syn")
+    with gr.Row():
+        go = gr.Button("Generate", variant="primary", elem_id="syn-generate")
+        halt = gr.Button("Stop", variant="stop", elem_id="syn-stop")
+    status = gr.Markdown(elem_id="syn-status")
+    gallery = gr.Gallery(label="Results (click one for its parameters)", columns=4, height=320,
+                         elem_id="syn-results", format="png")
+    with gr.Row():
+        params = gr.JSON(label="Parameters of the selected image", elem_id="syn-params")
+        with gr.Column():
+            one_file = gr.File(label="Selected image (PNG with parameters)", elem_id="syn-one")
+            zip_file = gr.File(label="Whole batch (zip + manifest.json)", elem_id="syn-zip")
+            send_back = gr.Button("Send parameters back to the form", elem_id="syn-send-back")
+            recall_png = gr.File(label="...or recall from one of our PNGs", file_types=[".png"],
+                                 elem_id="syn-recall")
+    selected = gr.State(None)
+
+    # --- chips -> texts (live) ---
+    chip_inputs = [*form.radios, location]
+    for comp in chip_inputs:
+        comp.change(texts_for, chip_inputs, [form.text_fg, form.text_bg, form.tirads],
+                    api_name=False, show_progress="hidden")
+    for btn in preset_buttons:
+        btn.click(friendly(apply_preset), gr.State(btn.value), form.radios, api_name=False)
+    # programmatic way to the same function, for API clients
+    gr.Button(visible=False).click(friendly(texts_for), chip_inputs, [form.text_fg, form.text_bg, form.tirads],
+                                   api_name="chip_texts")
+
+    # --- placement ---
+    view = [placement, canvas, condition, location]
+    canvas.drop(friendly(drop), [placement, canvas], view, api_name="drop_nodule", show_progress="hidden")
+    location.input(friendly(pick_location), [placement, location], view, api_name="pick_location",
+                   show_progress="hidden")
+    size.release(friendly(resize), [placement, size], view, api_name="resize_nodule")
+    i_size = chipform.FORM_GROUPS.index("size")
+    form.radios[i_size].input(friendly(size_chip), [placement, form.radios[i_size]], [*view, size], api_name=False)
+    extension.input(friendly(extend), [placement, extension], view, api_name="set_extension")
+    use_mask.click(friendly(custom_mask), [placement, mask_file, drawing], view, api_name="custom_mask")
+    reset_mask.click(friendly(default_shape), [placement], view, api_name=False)
+    gland_btn.click(friendly(adjust_gland), [placement, gx0, gy0, gx1, gy1], view, api_name="adjust_gland")
+
+    def filter_bank(plane: str) -> tuple[list, list[str]]:
+        try:
+            bank = bgs.open_bank(ctx.model_dir)
+        except ValueError:
+            return [], []
+        rows = bgs.bank_rows(bank, plane)
+        return bgs.gallery_items(bank, rows), [r["id"] for r in rows]
+
+    plane_filter.change(friendly(filter_bank), plane_filter, [bank_gallery, shown_ids], api_name="filter_backgrounds")
+
+    def on_pick(state: Any, ids: list[str], evt: gr.SelectData) -> tuple:
+        return choose_background(ctx, state, ids[evt.index])
+
+    bank_gallery.select(friendly(on_pick), [placement, shown_ids], view, api_name=False)
+    def pick_by_id(state: Any, background_id: str) -> tuple:
+        return choose_background(ctx, state, background_id)
+
+    def derive_upload(state: Any, image_file: Any) -> tuple:
+        return derive_from_image(ctx, state, image_file)
+
+    gr.Button(visible=False).click(friendly(pick_by_id), [placement, gr.Textbox(visible=False, label="background_id")],
+                                   view, api_name="choose_background")
+    derive.upload(friendly(derive_upload), [placement, derive], view, api_name="derive_background")
+
+    # --- generate / stop ---
+    gen_inputs = [*form.radios, location, form.text_fg, form.text_bg, placement, *settings.inputs()]
+    assert len(form.radios) == 11, "run() below names one parameter per FORM_GROUPS entry"
+
+    def run(subtype: str, composition: str, echogenicity: str, echotexture: str, calcification: str,
+            aspect: str, shape: str, margin: str, halo: str, size: str, plane: str, location: str,
+            text_fg: str, text_bg: str, state: Any, seed: float, randomize: bool, batch: float, steps: float,
+            guidance: float, fg_scale: float, bg_scale: float, encoders: str,
+            request: gr.Request, progress: gr.Progress = gr.Progress()) -> Any:
+        chip_values = [subtype, composition, echogenicity, echotexture, calcification, aspect, shape,
+                       margin, halo, size, plane]
+        req = request_from_form(chip_values, location, text_fg, text_bg, state, seed, randomize, batch,
+                                steps, guidance, fg_scale, bg_scale, encoders)
+        res: list = []
+        text = ""
+        for res, text in stream_batch(ctx, req, request.session_hash or "anonymous", progress):
+            yield gallery_value(res), text, results_state(res), None
+        if res:
+            yield gallery_value(res), text, results_state(res), zip_batch(results_state(res))
+
+    gen_event = go.click(friendly(run), gen_inputs, [gallery, status, results, zip_file], api_name="generate",
+                         concurrency_limit=1, concurrency_id=GENERATE_QUEUE)
+
+    def on_stop(request: gr.Request) -> str:
+        return stop(request.session_hash or "anonymous")
+
+    halt.click(on_stop, None, status, cancels=[gen_event], api_name="stop", queue=False)
+
+    def on_select(res: list, evt: gr.SelectData) -> tuple:
+        shown, path = select_result(res, evt.index)
+        return shown, path, evt.index
+
+    gallery.select(on_select, results, [params, one_file, selected], api_name=False)
+
+    recall_outputs = [*form.radios, location, form.text_fg, form.text_bg, settings.seed, settings.randomize,
+                      settings.steps, settings.guidance, settings.fg_scale, settings.bg_scale,
+                      settings.encoders, placement, canvas, condition]
+
+    def _recall(record: dict[str, Any], state: Any) -> list[Any]:
+        f = form_from_record(ctx, record, state)
+        s = f["state"]
+        return [*f["chips"], f["location"] or (s or {}).get("location"), f["text_fg"], f["text_bg"], f["seed"],
+                f["randomize"], f["steps"], f["guidance"], f["fg_scale"], f["bg_scale"], f["encoders"],
+                s, pl.canvas_for(s), pl.condition_preview(s)]
+
+    def on_send_back(res: list, index: int | None, state: Any) -> list[Any]:
+        if not res:
+            raise gen.GenerationError("Generate an image first, then click it and send its parameters back.")
+        return _recall(res[index if index is not None and index < len(res) else 0]["record"], state)
+
+    send_back.click(friendly(on_send_back), [results, selected, placement], recall_outputs, api_name=False)
+    def recall_upload(png_file: Any, state: Any) -> list[Any]:
+        return _recall(gen.read_recall(png_file), state)
+
+    recall_png.upload(friendly(recall_upload), [recall_png, placement], recall_outputs, api_name="recall_png")

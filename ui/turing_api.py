@@ -1,0 +1,240 @@
+"""JSON HTTP API of the Turing tests, on the app's FastAPI instance under /api/turing.
+
+Log in with POST /api/turing/login -> {"token"}; send it as `Authorization: Bearer <token>`
+(or the `tiger_turing` cookie the login also sets). Every route resolves the asking reader first
+and passes it to the store, whose queries are scoped to that reader; errors are the store's
+ValueError subclasses, answered as {"error": message} with their HTTP status.
+
+Reader routes: GET studies, GET studies/{id}/next, GET studies/{id}/items/{item},
+POST studies/{id}/answers {"item_id", "payload"}, GET images/{opaque id}.
+Admin routes (/api/turing/admin/...): readers, studies (from a server-side manifest or folders),
+enrollment, raw answers (JSON/CSV) and the summary tables.
+"""
+from __future__ import annotations
+
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from turing_test.errors import RateLimited, TuringError
+from turing_test.storage import ReaderInfo, Store
+from ui.context import AppContext
+
+PREFIX = "/api/turing"
+COOKIE = "tiger_turing"
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(COOKIE)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _error_response(_request: Request, exc: TuringError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=exc.http_status, headers=headers)
+
+
+def _study_kwargs(body: dict) -> dict:
+    """Case specs for a new study from a server-side manifest, generated batch and/or folders."""
+    from turing_test import manifest as mf
+
+    specs = []
+    if body.get("manifest"):
+        specs += mf.load_manifest(body["manifest"])
+    if body.get("generated_batch"):
+        specs += mf.cases_from_generated_batch(body["generated_batch"])
+    for folder in body.get("folders", []):
+        if not isinstance(folder, dict) or "path" not in folder:
+            raise TuringError("each folder must be {\"path\", \"truth\", \"method\"}")
+        specs += mf.cases_from_folder(folder["path"], truth=folder.get("truth", ""), method=folder.get("method", ""))
+    return {"specs": specs}
+
+
+def register(app: FastAPI, ctx: AppContext) -> None:
+    """Add the Turing-test routes and the error handler to `app`."""
+    app.add_exception_handler(TuringError, _error_response)
+
+    def store() -> Store:
+        return ctx.store()
+
+    def reader(request: Request) -> ReaderInfo:
+        return store().reader_for_token(_token(request))
+
+    def admin(request: Request) -> ReaderInfo:
+        who = reader(request)
+        store().require_admin(who)
+        return who
+
+    @app.post(PREFIX + "/login")
+    def login(request: Request, body: dict = Body(...)) -> JSONResponse:
+        token, who = store().login(str(body.get("username", "")), str(body.get("password", "")), client=_client(request))
+        resp = JSONResponse({"token": token, "username": who.username, "role": who.role})
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return resp
+
+    @app.post(PREFIX + "/logout")
+    def logout(request: Request) -> dict:
+        token = _token(request)
+        if token:
+            store().logout(token)
+        return {"ok": True}
+
+    @app.get(PREFIX + "/me")
+    def me(request: Request) -> dict:
+        who = reader(request)
+        return {"username": who.username, "role": who.role, "years_experience": who.years_experience}
+
+    @app.get(PREFIX + "/studies")
+    def my_studies(request: Request) -> list[dict]:
+        return store().studies_for(reader(request))
+
+    @app.get(PREFIX + "/studies/{study_id}/next")
+    def next_item(request: Request, study_id: int) -> dict:
+        item = store().next_item(reader(request), study_id)
+        return item if item is not None else {"done": True}
+
+    @app.get(PREFIX + "/studies/{study_id}/items/{item_id}")
+    def get_item(request: Request, study_id: int, item_id: int) -> dict:
+        return store().item_for(reader(request), study_id, item_id)
+
+    @app.post(PREFIX + "/studies/{study_id}/answers", status_code=201)
+    def answer(request: Request, study_id: int, body: dict = Body(...)) -> dict:
+        item_id = body.get("item_id")
+        if not isinstance(item_id, int):
+            raise TuringError("item_id (the question's id from /next) is required")
+        return store().submit(reader(request), study_id, item_id, body.get("payload"))
+
+    @app.get(PREFIX + "/images/{token}")
+    def image(request: Request, token: str) -> Response:
+        png = store().image_png(reader(request), token)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    # ------------------------------------------------------------------ admin
+    @app.get(PREFIX + "/admin/readers")
+    def readers(request: Request) -> list[dict]:
+        admin(request)
+        return store().list_readers()
+
+    @app.post(PREFIX + "/admin/readers", status_code=201)
+    def create_reader(request: Request, body: dict = Body(...)) -> dict:
+        admin(request)
+        who = store().create_reader(str(body.get("username", "")), str(body.get("password", "")),
+                                    role=str(body.get("role", "junior")),
+                                    years_experience=body.get("years_experience", 0))
+        return {"id": who.id, "username": who.username, "role": who.role}
+
+    @app.post(PREFIX + "/admin/readers/{username}/active")
+    def set_active(request: Request, username: str, body: dict = Body(...)) -> dict:
+        admin(request)
+        store().set_reader_active(username, bool(body.get("active")))
+        return {"username": username, "active": bool(body.get("active"))}
+
+    @app.get(PREFIX + "/admin/studies")
+    def studies(request: Request) -> list[dict]:
+        admin(request)
+        return store().list_studies()
+
+    @app.post(PREFIX + "/admin/studies", status_code=201)
+    def create_study(request: Request, body: dict = Body(...)) -> dict:
+        admin(request)
+        study_id = store().create_study(
+            str(body.get("name", "")), protocols=body.get("protocols", [1, 2, 3]), design=body.get("design"),
+            seed=int(body.get("seed", 0)), allow_edits=bool(body.get("allow_edits", False)),
+            description=str(body.get("description", "")), readers=body.get("readers", []), **_study_kwargs(body))
+        return {"id": study_id}
+
+    @app.post(PREFIX + "/admin/studies/{study_id}/enroll")
+    def enroll(request: Request, study_id: int, body: dict = Body(...)) -> dict:
+        admin(request)
+        return {"items_created": store().enroll(study_id, list(body.get("readers", [])))}
+
+    @app.get(PREFIX + "/admin/studies/{study_id}/answers")
+    def answers(request: Request, study_id: int, format: str = "json") -> Any:
+        rows = store().answer_rows(admin(request), study_id)
+        if format == "csv":
+            import tempfile
+
+            from turing_test.export import write_raw_csv
+
+            with tempfile.TemporaryDirectory() as tmp:
+                data = write_raw_csv(rows, Path(tmp) / "answers.csv").read_bytes()
+            return Response(data, media_type="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="study{study_id}_answers.csv"'})
+        return rows
+
+    @app.get(PREFIX + "/admin/studies/{study_id}/summary")
+    def summary(request: Request, study_id: int) -> dict:
+        from turing_test.stats import summarize
+
+        return summarize(store().answer_rows(admin(request), study_id))
+
+
+__all__ = ["register", "PREFIX"]
+
+
+def create_api_app() -> FastAPI:
+    """A FastAPI app with only /health and the Turing API (uvicorn factory for tests and benchmarks).
+
+    Reads TIGER_DB_URL and TIGER_DATA_DIR, like the full app. No Gradio is imported, so it
+    starts in about a second, which keeps the kill-and-restart test and the load benchmark fast.
+    """
+    import os
+
+    from tiger.paths import DATA_ROOT
+
+    ctx = AppContext(db_url=os.environ.get("TIGER_DB_URL"), data_dir=Path(os.environ.get("TIGER_DATA_DIR", DATA_ROOT)))
+    app = FastAPI(title="Tiger Studio - Turing API")
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    register(app, ctx)
+    ctx.store()  # migrate before the first request
+    return app
+
+
+def spawn_api_server(port: int, env: dict[str, str], log_path: str | Path | None = None, timeout_s: float = 60.0):
+    """Start `create_api_app` under uvicorn in a subprocess on 127.0.0.1:port; wait for /health."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tiger.paths import PROJECT_ROOT
+
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "ui.turing_api:create_api_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=log)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"API server exited with code {proc.returncode} (log: {log_path})")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"API server did not answer /health within {timeout_s} s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
