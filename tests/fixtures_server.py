@@ -116,3 +116,9 @@ def ui_server_no_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
     yield running
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def ui_canonical() -> Path:
+    """The small canonical DDTI import the UI tests take masks and images from."""
+    return ddti_canonical()

@@ -90,7 +90,7 @@ def _pg_bin() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """A real PostgreSQL server on 127.0.0.1 (trust auth), started for this test session.
 
     As root, initdb/postgres must run as another user: the `postgres` account Debian's package
@@ -104,7 +104,13 @@ def postgres_server(tmp_path_factory):
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL binaries not installed (scripts/system_deps.sh installs Debian's postgresql)")
-    root = tmp_path_factory.mktemp("pg")
+    import tempfile
+
+    from tiger.paths import CACHE_ROOT
+
+    # not under tmp_path: pytest's base folder is private to root, and the server runs as another user
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="pg-", dir=CACHE_ROOT))
     data = root / "data"
     prefix: list[str] = []
     if os.geteuid() == 0:
@@ -112,9 +118,7 @@ def postgres_server(tmp_path_factory):
         if user is None or shutil.which("runuser") is None:
             pytest.skip("running as root without a postgres/nobody account to run the server")
         pw = pwd.getpwnam(user)
-        for p in (root, data.parent):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-        os.chmod(root, 0o777)
+        os.chown(root, pw.pw_uid, pw.pw_gid)
         prefix = ["runuser", "-u", user, "--"]
     from ui.turing_api import free_port
 
@@ -137,6 +141,7 @@ def postgres_server(tmp_path_factory):
 
     yield new_database
     subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _has_user(name: str) -> bool:

@@ -385,7 +385,7 @@ class TigerPipeline(DiffusionPipeline):
                 version=RECORD_VERSION, model_id=self.model_id, image_size=S, mode=mode,
                 chips=chips_v, text_fg=t_fg, text_bg=t_bg, text_full=t_full,
                 text_fg_override=text_fg is not None, text_bg_override=text_bg is not None,
-                seed=seeds[k], steps=steps, guidance_scale=g_scale, fg_scale=fg_s, bg_scale=bg_s,
+                seed=seeds[k], batch_seeds=seeds, batch_index=k, steps=steps, guidance_scale=g_scale, fg_scale=fg_s, bg_scale=bg_s,
                 beta=beta, eta=eta, encoders=encoders, strength=strength,
                 background_id=bg_ids[k], sobel=sob_b64, mask=array_to_b64png(masks[k]),
                 mask_drawn=user_mask is not None, reference_image=ref_b64,
@@ -393,22 +393,38 @@ class TigerPipeline(DiffusionPipeline):
         return TigerOutput(images=images, records=records)
 
     def replay(self, record: dict) -> TigerOutput:
-        """Re-run one record (from `TigerOutput.records` or `pngmeta.read_record`)."""
-        return self(**record_to_kwargs(record))
+        """Re-run one record (from `TigerOutput.records` or `pngmeta.read_record`) bit-exactly.
+
+        CPU kernels round differently for different batch sizes (a pixel may differ by 1 grey
+        level), so the record's whole batch is re-run and its image picked out.
+        """
+        out = self(**record_to_kwargs(record, exact=True))
+        if out.cancelled:
+            return out
+        k = int(record.get("batch_index", 0)) if len(out.images) > 1 else 0
+        return TigerOutput(images=[out.images[k]], records=[out.records[k]])
 
 
-def record_to_kwargs(record: dict) -> dict:
-    """A parameter record -> `TigerPipeline.__call__` arguments that reproduce its image."""
+def record_to_kwargs(record: dict, exact: bool = False) -> dict:
+    """A parameter record -> `TigerPipeline.__call__` arguments that reproduce its image.
+
+    exact=False: one image from the record's own seed (identical up to batch-size rounding);
+    exact=True: the record's whole batch (`batch_seeds`), whose image `batch_index` is bit-identical.
+    """
+    batch = record.get("batch_seeds") if exact else None
+    batch = batch if batch and len(batch) > 1 else None
+    drawn = record.get("mask_drawn", True) or record.get("mode") == "reference"
     try:
         kw = dict(chips=record.get("chips") or None,
                   text_fg=record["text_fg"] if record.get("text_fg_override") else None,
                   text_bg=record["text_bg"] if record.get("text_bg_override") else None,
-                  mask=b64png_to_array(record["mask"]) if record.get("mask") else None,
+                  mask=b64png_to_array(record["mask"]) if record.get("mask") and (drawn or not batch) else None,
                   sobel=b64png_to_array(record["sobel"]) if record.get("sobel") else None,
                   background_id=record.get("background_id"), encoders=record["encoders"],
                   num_inference_steps=record["steps"], guidance_scale=record["guidance_scale"],
                   fg_scale=record["fg_scale"], bg_scale=record["bg_scale"], beta=record["beta"],
-                  eta=record.get("eta", 0.0), seed=record["seed"], num_images=1)
+                  eta=record.get("eta", 0.0), seed=list(batch) if batch else record["seed"],
+                  num_images=len(batch) if batch else 1)
     except KeyError as e:
         raise PipelineInputError(f"the parameter record lacks {e.args[0]!r}") from None
     if record.get("mode") == "reference":

@@ -80,7 +80,9 @@ def train(args: argparse.Namespace) -> dict:
     run = StageRun.from_args(args, "vae")
     acc, dev = run.acc, run.device
     data = load_split(args.data, "train", args.split_seed, dev)
-    vae = AutoencoderKL.from_pretrained(args.init) if args.init else nets.build_vae(args.preset)
+    torch.manual_seed(args.seed)
+    vae = (AutoencoderKL.from_pretrained(args.init, torch_dtype=torch.float32) if args.init
+           else nets.build_vae(args.preset))
     vae.to(dev, torch.float32).train()
     opt = torch.optim.AdamW(trainable(vae.parameters()), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator(in_channels=data.images.shape[1]).to(dev)

@@ -85,9 +85,25 @@ def alembic_config(connection) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` through the Alembic migrations (never create_all)."""
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), revision)
+    """Bring the schema to `revision` through the Alembic migrations (never create_all).
+
+    SQLite alters tables by copying them (batch mode); with foreign keys on, dropping the old
+    copy of a parent table would cascade-delete every answer. So SQLite migrates with foreign
+    keys off and checks them afterwards (the migration test caught exactly this).
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        with conn.begin():
+            command.upgrade(alembic_config(conn), revision)
+        if sqlite:
+            bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
+            if bad:
+                raise RuntimeError(f"migration left {len(bad)} broken foreign keys, e.g. {bad[0]}")
 
 
 def current_revision(engine: Engine) -> str | None:

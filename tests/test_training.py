@@ -1,0 +1,271 @@
+"""Training chain at micro size on real DDTI images (the `ddti_small` fixture, ~24 samples).
+
+What is checked, and how it could fail:
+- each stage lowers a FIXED-batch loss (fixed images, noise and timesteps, so not flaky):
+  the stage is run to step 0 (which saves the initial model), then resumed for a few steps;
+- a stopped-and-resumed stage ends bit-identical to an uninterrupted one (models, EMA);
+- the discriminator learns (its hinge loss leaves chance level 2.0 on real vs smoothed images);
+- one `train_chain` command writes a folder that `TigerPipeline.from_pretrained` loads and
+  samples from, with a background bank from the TRAIN split only and training_log/;
+- bad input gets a clear message.
+Everything runs in fp32 on the CPU with batches of 4.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training import train_chain, train_clip, train_coarse, train_fine, train_vae
+from training.common import (EMA, Budget, TrainingInputError, load_split, parse_minutes, read_csv,
+                             stage_is_done)
+
+STEPS = dict(clip=2, vae=2, coarse=2, fine=2)
+COMMON = ["--preset", "micro", "--device", "cpu", "--precision", "fp32", "--log-every", "1"]
+
+
+def _run(module, data: Path, out: Path, *extra: str):
+    return module.train(module.build_parser().parse_args(["--data", str(data), "--out", str(out), *COMMON, *extra]))
+
+
+@pytest.fixture(scope="module")
+def chain(ddti_small: Path, tmp_path_factory) -> tuple[Path, Path, dict]:
+    """The whole chain once, at micro size and 2 steps per stage."""
+    root = tmp_path_factory.mktemp("chain")
+    out, work = root / "model", root / "work"
+    steps = ",".join(f"{k}={v}" for k, v in STEPS.items())
+    argv = ["--data", str(ddti_small), "--out", str(out), "--work", str(work), "--preset", "micro",
+            "--device", "cpu", "--precision", "fp32", "--steps", steps, "--batch", "clip=8,vae=4,coarse=4,fine=4",
+            "--log-every", "1"]
+    train_chain.run_chain(argv)
+    return out, work, {"argv": argv}
+
+
+# ------------------------------------------------------------------ the chain end to end
+
+def test_chain_writes_a_loadable_model_folder(chain, ddti_small):
+    from tiger.data import load_metadata, split
+    from tiger.pipeline import TigerPipeline
+
+    out, work, _ = chain
+    for sub in ("vae", "unet", "controlnet_fg", "controlnet_bg", "fusion", "text_encoder", "scheduler",
+                "background_bank", "training_log"):
+        assert (out / sub).is_dir(), sub
+    weights = load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert all(v.dtype == torch.float16 for v in weights.values())
+    info = json.loads((out / "training_log" / "train_info.json").read_text())
+    assert info["split_seed"] == 0
+    for stage, n in STEPS.items():
+        s = info["stages"][stage]
+        assert s["steps"] == n and s["device"].startswith("cpu") and s["train_seconds"] > 0
+        assert (out / "training_log" / f"{stage}.csv").exists()
+        assert (out / "training_log" / f"{stage}_loss.png").stat().st_size > 1000
+    # background bank = training split only
+    parts = split(load_metadata(ddti_small), seed=0)
+    bank_ids = {json.loads(line)["id"] for line in (out / "background_bank" / "index.jsonl").read_text().splitlines()}
+    assert bank_ids == {r["id"] for r in parts["train"]}
+    assert not bank_ids & {r["id"] for r in parts["test"] + parts["val"]}
+
+    pipe = TigerPipeline.from_pretrained(out)
+    res = pipe(chips={"malignancy": "malignant", "subtype": "papillary"}, num_inference_steps=2, seed=3)
+    assert res.images[0].size == (128, 128)
+
+
+def test_chain_rerun_skips_finished_stages(chain, capsys):
+    out, work, meta = chain
+    train_chain.run_chain(meta["argv"])
+    info = json.loads((out / "training_log" / "train_info.json").read_text())
+    assert info["stages_skipped"] == ["clip", "vae", "coarse", "fine"] and info["stages_run"] == []
+    assert "already finished" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ fixed-batch losses
+
+def _fixed_clip_loss(folder: Path, data) -> float:
+    from tiger.domain_clip import DomainCLIP, tokenize
+
+    m = DomainCLIP.from_pretrained(str(folder)).float().eval()
+    tok = tokenize(data.text[:8], m.context_length)
+    with torch.no_grad():
+        img, txt, scale = m(data.images[:8], tok)
+        return train_clip.contrastive_loss(img, txt, scale, tok).item()
+
+
+def test_clip_steps_lower_the_loss(ddti_small, tmp_path):
+    data = load_split(ddti_small, "train")
+    _run(train_clip, ddti_small, tmp_path, "--max-steps", "0", "--batch-size", "8")
+    before = _fixed_clip_loss(tmp_path / "model", data)
+    done = _run(train_clip, ddti_small, tmp_path, "--max-steps", "6", "--batch-size", "8", "--lr", "1e-3")
+    assert done["resumed"] and done["steps"] == 6
+    assert _fixed_clip_loss(tmp_path / "model", data) < before
+
+
+def _fixed_vae_loss(folder: Path, x: torch.Tensor) -> float:
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(str(folder)).float().eval()
+    with torch.no_grad():
+        return train_vae.vae_losses(vae, x, 1.0, 1e-5)[0].item()
+
+
+def test_vae_steps_lower_the_loss(ddti_small, tmp_path):
+    x = load_split(ddti_small, "train").images[:4]
+    _run(train_vae, ddti_small, tmp_path, "--max-steps", "0", "--no-disc")
+    before = _fixed_vae_loss(tmp_path / "model", x)
+    _run(train_vae, ddti_small, tmp_path, "--max-steps", "6", "--no-disc", "--batch-size", "4", "--lr", "2e-3")
+    assert _fixed_vae_loss(tmp_path / "model", x) < before
+    # the latent scaling factor was measured, not left at the preset's 1.0
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert cfg["scaling_factor"] != 1.0 and cfg["scaling_factor"] > 0
+
+
+def _fixed_v_batch(work: Path, data):
+    """Fixed latents, noise, timesteps and text states of 4 training samples."""
+    from tiger import nets
+    from training.diffusion import TextBank, load_frozen
+
+    frozen = load_frozen("micro", str(work / "vae" / "model"), str(work / "clip" / "model"), torch.device("cpu"))
+    with torch.no_grad():
+        z0 = frozen.vae.encode(data.images[:4]).latent_dist.mean * frozen.scaling_factor
+        g = torch.Generator().manual_seed(123)
+        noise = torch.randn(z0.shape, generator=g)
+        t = torch.tensor([50, 300, 600, 900])
+        sched = nets.build_noise_scheduler(nets.build_scheduler())
+        zt, v = sched.add_noise(z0, noise, t), sched.get_velocity(z0, noise, t)
+        bank = TextBank(frozen.text_encoder, data.text[:4] + data.text_bg[:4])
+        fg, om = nets.encode_prompts(frozen.text_encoder, data.text_fg[:4], reweight=True)
+    return dict(zt=zt, t=t, v=v, full=bank(data.text[:4]), bg=bank(data.text_bg[:4]), fg=fg, omega=om,
+                mask=data.masks[:4], sobel=data.sobel[:4])
+
+
+def _coarse_loss(unet_dir: Path, b: dict) -> float:
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(unet_dir)).float().eval()
+    with torch.no_grad():
+        return torch.nn.functional.mse_loss(unet(b["zt"], b["t"], encoder_hidden_states=b["full"]).sample, b["v"]).item()
+
+
+def _stage_inputs(work: Path) -> list[str]:
+    return ["--vae", str(work / "vae" / "model"), "--text-encoder", str(work / "clip" / "model")]
+
+
+def test_coarse_steps_lower_the_loss(chain, ddti_small, tmp_path):
+    _, work, _ = chain
+    b = _fixed_v_batch(work, load_split(ddti_small, "train"))
+    args = [*_stage_inputs(work), "--no-ema", "--batch-size", "4", "--lr", "1e-3"]
+    _run(train_coarse, ddti_small, tmp_path, "--max-steps", "0", *args)
+    before = _coarse_loss(tmp_path / "model", b)
+    _run(train_coarse, ddti_small, tmp_path, "--max-steps", "6", *args)
+    assert _coarse_loss(tmp_path / "model", b) < before
+
+
+def test_fine_steps_lower_the_loss(chain, ddti_small, tmp_path):
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    from tiger import nets
+
+    _, work, _ = chain
+    b = _fixed_v_batch(work, load_split(ddti_small, "train"))
+    unet = UNet2DConditionModel.from_pretrained(str(work / "coarse" / "model")).float().eval()
+
+    def loss() -> float:
+        m = tmp_path / "model"
+        fg = ControlNetModel.from_pretrained(str(m / "controlnet_fg")).float().eval()
+        nets.set_omega_processor(fg)
+        bg = ControlNetModel.from_pretrained(str(m / "controlnet_bg")).float().eval()
+        fu = nets.AFFFusion.from_pretrained(str(m / "fusion")).float().eval()
+        with torch.no_grad():
+            out = nets.fused_forward(unet, fg, bg, fu, b["zt"], b["t"], b["full"], b["fg"], b["bg"], b["omega"],
+                                     b["mask"], b["sobel"])
+        return torch.nn.functional.mse_loss(out, b["v"]).item()
+
+    args = [*_stage_inputs(work), "--unet", str(work / "coarse" / "model"), "--no-ema", "--batch-size", "4",
+            "--lr", "1e-3", "--text-dropout", "0", "--cond-dropout", "0"]
+    _run(train_fine, ddti_small, tmp_path, "--max-steps", "0", *args)
+    before = loss()
+    done = _run(train_fine, ddti_small, tmp_path, "--max-steps", "6", *args)
+    assert "AdamW x3" in done["optimizers"]
+    assert loss() < before
+
+
+# ------------------------------------------------------------------ resume
+
+def test_resumed_stage_equals_uninterrupted(chain, ddti_small, tmp_path):
+    """2 steps + resume + 2 steps == 4 steps: models, EMA and optimiser states are restored
+    and every random draw depends only on (seed, step)."""
+    _, work, _ = chain
+    args = [*_stage_inputs(work), "--batch-size", "4"]
+    _run(train_coarse, ddti_small, tmp_path / "a", "--max-steps", "4", *args)
+    _run(train_coarse, ddti_small, tmp_path / "b", "--max-steps", "2", *args)
+    assert stage_is_done(tmp_path / "b") and not stage_is_done(tmp_path / "b", Budget(4, 10))
+    done = _run(train_coarse, ddti_small, tmp_path / "b", "--max-steps", "4", *args)
+    assert done["resumed"] and done["steps"] == 4
+    for sub in ("model/diffusion_pytorch_model.safetensors", "checkpoint/model.safetensors"):
+        a, b = load_file(str(tmp_path / "a" / sub)), load_file(str(tmp_path / "b" / sub))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (sub, k)
+    assert [r["step"] for r in read_csv(tmp_path / "b" / "log.csv")] == ["1", "2", "3", "4"]
+
+
+# ------------------------------------------------------------------ discriminator, EMA, helpers
+
+def test_discriminator_learns_real_from_smoothed(ddti_small):
+    """Real speckle vs a smoothed copy (what an L1 autoencoder produces): the critic must move
+    its hinge loss well below chance level 2.0 within a few dozen steps."""
+    from training.discriminator import PatchDiscriminator, hinge_d_loss
+
+    torch.manual_seed(0)
+    real = load_split(ddti_small, "train").images[:8]
+    fake = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(real, 4), scale_factor=4, mode="bilinear")
+    d = PatchDiscriminator(width=16)
+    opt = torch.optim.Adam(d.parameters(), lr=4e-4, betas=(0.5, 0.9))
+    losses = []
+    for _ in range(40):
+        loss = hinge_d_loss(d(real), d(fake))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 1.8 and min(losses[-5:]) < 1.0
+
+
+def test_gan_ramp_and_adaptive_weight():
+    from training.discriminator import adaptive_weight, gan_ramp
+
+    assert gan_ramp(0.2, 0.5, 0.1) == (False, 0.0)
+    assert gan_ramp(0.55, 0.5, 0.1) == (True, 0.0)  # critic warms up alone
+    assert gan_ramp(0.65, 0.5, 0.1)[1] == pytest.approx(0.5)
+    assert gan_ramp(0.9, 0.5, 0.1) == (True, 1.0)
+    w = torch.nn.Parameter(torch.ones(3))
+    assert adaptive_weight((w * 2).sum(), (w * 4).sum(), w).item() == pytest.approx(0.5, rel=1e-3)
+
+
+def test_ema_tracks_and_round_trips():
+    m = torch.nn.Linear(2, 2)
+    ema = EMA(m, max_decay=0.9)
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m)
+    target = m.weight.detach().clone()
+    ema2 = EMA(torch.nn.Linear(2, 2))
+    ema2.load_state_dict(ema.state_dict())
+    m2 = torch.nn.Linear(2, 2)
+    ema2.copy_to(m2)
+    assert torch.allclose(m2.weight, ema.shadow["weight"])
+    assert not torch.allclose(m2.weight, target)  # moved towards, not onto, the new weights
+
+
+def test_bad_input_is_explained(tmp_path, ddti_small):
+    with pytest.raises(TrainingInputError, match="no metadata.jsonl"):
+        train_chain.run_chain(["--data", str(tmp_path), "--out", str(tmp_path / "m")])
+    with pytest.raises(TrainingInputError, match="stage=number"):
+        parse_minutes("vae6")
+    with pytest.raises(TrainingInputError, match="unknown stage"):
+        train_chain.stage_argv("vae", train_chain.build_parser().parse_args(
+            ["--data", "d", "--out", "o", "--minutes", "vea=3"]), tmp_path, "cpu")
+    assert train_coarse.main(["--data", str(ddti_small), "--out", str(tmp_path / "c"), *COMMON]) == 2
