@@ -105,7 +105,7 @@ def ui_server(ui_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     running, server, thread = start_app(ui_model_dir, tmp_path_factory.mktemp("ui-data"))
     yield running
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=3)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def ui_server_no_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
     running, server, thread = start_app(missing, tmp_path_factory.mktemp("ui-data-nomodel"))
     yield running
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=3)
 
 
 @pytest.fixture(scope="session")

@@ -69,11 +69,11 @@ def synthetic_benign(micro_model_dir, ddti_canonical, tmp_path_factory) -> Path:
     return out
 
 
-def test_evaluate_one_command_report(ddti_canonical, synthetic_benign, micro_model_dir, tmp_path):
+def test_evaluate_one_command_report(ddti_small, synthetic_benign, micro_model_dir, tmp_path):
     out = tmp_path / "eval"
-    rc = evaluate.main(["--data", str(ddti_canonical), "--out", str(out), "--model", str(micro_model_dir),
+    rc = evaluate.main(["--data", str(ddti_small), "--out", str(out), "--model", str(micro_model_dir),
                         "--tiger-synthetic", str(synthetic_benign), "--coarse-synthetic", str(synthetic_benign),
-                        "--seeds", "0", "1", "--epochs", "1", "--image-size", "64", "--n-boot", "100"])
+                        "--seeds", "0", "1", "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--n-boot", "100"])
     assert rc == 0
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["arms"]) == set("abcd")
@@ -96,8 +96,7 @@ def test_evaluate_reports_bad_input(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_train_one_rejects_arm_without_synthetic(ddti_small):
-    splits = train_classifier.load_real_splits(ddti_small, size=32) if False else None  # noqa: F841
+def test_train_one_rejects_arm_without_synthetic():
     with pytest.raises(train_classifier.ClassifierInputError, match="needs a synthetic"):
         train_classifier.train_one({"train": None, "val": None, "test": None}, "d", 0,
                                    train_classifier.ClassifierConfig())

@@ -110,6 +110,9 @@ def test_admin_manages_readers_studies_and_exports(api, turing_manifest, tmp_pat
     err = r.json()["error"]
     assert "row 1" in err and "not found" in err and "row 2" in err and "'purple'" in err and "truth must be" in err
     r = client.post("/api/turing/admin/studies", headers=ada,
+                    json={"name": "seedless", "manifest": str(turing_manifest), "seed": "abc", "protocols": 7})
+    assert r.status_code == 400 and "seed must be a whole number" in r.json()["error"] and "protocols" in r.json()["error"]
+    r = client.post("/api/turing/admin/studies", headers=ada,
                     json={"name": "new study", "manifest": str(turing_manifest), "protocols": [1], "readers": ["new"]})
     assert r.status_code == 201
     r = client.post("/api/turing/admin/readers/new/active", headers=ada, json={"active": False})

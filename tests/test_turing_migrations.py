@@ -45,7 +45,7 @@ def _check_upgrade(url: str) -> None:
     assert current_revision(engine) == "0001"
     _fill_previous_schema(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     store = Store(engine)
     boss = store.authenticate("boss", PASSWORD)
     rows = store.answer_rows(boss, 1)

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import shutil
+import time
 
 import pytest
 from PIL import Image
@@ -16,6 +17,8 @@ from turing_test.errors import (AuthError, DuplicateAnswer, ManifestError, NotFo
 from turing_test.manifest import cases_from_folder, load_manifest
 from turing_test.assignment import CaseInfo, plan_items
 from turing_test.models import Case, Item
+from turing_test.ratelimit import LoginRateLimiter
+from turing_test.storage import Store
 
 
 def _answer_all(store, reader, study_id, limit=None):
@@ -186,13 +189,18 @@ def test_admin_only_data_and_deactivation(turing_study):
         store.authenticate("jun", PASSWORD)
 
 
-def test_wrong_passwords_are_rate_limited(turing_study):
+def test_wrong_passwords_are_rate_limited_across_servers(turing_study):
     store, _, _ = turing_study
-    for _ in range(store.limiter.max_failures):
+    second_server = Store(store.engine)  # another app server on the same database
+    for i in range(store.limiter.max_failures):
         with pytest.raises(AuthError, match="wrong user name or password"):
-            store.authenticate("sen", "not the password", client="10.0.0.1")
-    with pytest.raises(RateLimited, match="try again"):
-        store.authenticate("sen", PASSWORD, client="10.0.0.2")  # even the right password waits
+            (store, second_server)[i % 2].authenticate("sen", "not the password", client="10.0.0.1")
+    for server in (store, second_server):
+        with pytest.raises(RateLimited, match="try again"):
+            server.authenticate("sen", PASSWORD, client="10.0.0.2")  # even the right password waits
+    later = Store(store.engine, LoginRateLimiter(store.engine, clock=lambda: time.time() + 301))
+    assert later.authenticate("sen", PASSWORD).username == "sen"  # the window has passed
+    assert store.authenticate("sen", PASSWORD).username == "sen"  # success cleared the user's failures
 
 
 def test_manifest_errors_name_every_bad_row(turing_store, turing_manifest, tmp_path):

@@ -217,3 +217,20 @@ def test_recall_of_foreign_png_is_explained(tmp_path: Path):
     Image.new("L", (32, 32)).save(plain)
     with pytest.raises(generate.RecallError, match="no Tiger parameter record"):
         generate.read_recall(str(plain))
+
+
+def test_send_back_restores_form_and_placement(micro_pipe, ui_model_dir: Path, tmp_path: Path):
+    from ui import synthesize
+
+    bank_id = micro_pipe.background_bank.ids()[1]
+    sobel, gland = micro_pipe.background_bank.get(bank_id, size=128)
+    state = placement.new_placement(sobel, gland, background_id=bank_id, location="inferior")
+    req = synthesize.request_from_form(chips.form_from_chips(chips.preset_chips("Typical MTC")), "inferior",
+                                       "", "", state, 77, False, 1, 2, 2.5, 0.8, 1.2, "both")
+    result = next(generate.run_batch(micro_pipe, req, tmp_path))
+    form = synthesize.form_from_record(AppContext(model_dir=ui_model_dir), generate.read_recall(str(result.path)), None)
+    assert form["chips"][0] == "medullary" and form["location"] == "inferior"
+    assert (form["seed"], form["steps"], form["guidance"], form["fg_scale"], form["bg_scale"]) == (77, 2, 2.5, 0.8, 1.2)
+    restored = form["state"]
+    assert restored["background_id"] == bank_id and restored["location"] == "inferior"
+    assert np.array_equal(restored["mask"] > 0, state["mask"] > 0)   # the exact condition comes back

@@ -127,9 +127,10 @@ class BackgroundBank:
             else:
                 img = np.asarray(Image.open(ds / rec["file_name"]).convert("L"))
                 sob = sobel_map(img)
-            if size is not None and sob.shape != (size, size):
+            resized = size is not None and sob.shape != (size, size)
+            if resized:
                 sob = np.asarray(Image.fromarray(sob).resize((size, size), Image.BILINEAR))
-            if rec.get("gland") and size is None:
+            if rec.get("gland") and not resized:
                 gland = GlandExtent.from_dict(rec["gland"])
             else:
                 mask = None

@@ -364,7 +364,9 @@ class _Tok:
         else:
             if tokenizer is None:
                 raise ValueError("a transformers text encoder needs its tokenizer (components['tokenizer'])")
-            self.length = tokenizer.model_max_length
+            # an unset model_max_length is 1e30: the position table is the real limit
+            self.length = min(int(min(tokenizer.model_max_length, 10**6)),
+                              int(text_encoder.config.max_position_embeddings))
             self.bos, self.eos = tokenizer.bos_token_id, tokenizer.eos_token_id
             self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
             self.encode = lambda s: tokenizer(s, add_special_tokens=False).input_ids
@@ -410,7 +412,6 @@ def encode_prompts(text_encoder: Any, texts: Sequence[str], *, reweight: bool,
         texts = [texts]
     tok = _Tok(text_encoder, tokenizer)
     all_ids, deltas = [], []
-    joint_tokens: list[list[int]] = []
     classed = [_term_pieces(t, reweight) for t in texts]
     rows = []
     for pieces in classed:
@@ -418,12 +419,12 @@ def encode_prompts(text_encoder: Any, texts: Sequence[str], *, reweight: bool,
         rows.append((ids, owner, [pieces[o][1] if o >= 0 else "other" for o in owner]))
     counts: Counter = Counter()
     total = 0
-    for ids, owner, cls in rows:
+    for ids, owner, _cls in rows:
         for i, o in zip(ids, owner):
             if o >= 0:
                 counts[i] += 1
                 total += 1
-    for ids, owner, cls in rows:
+    for ids, _owner, cls in rows:
         d = []
         for i, c in zip(ids, cls):
             if c == "particular":
@@ -493,7 +494,7 @@ def fused_forward(unet: UNet2DConditionModel, cn_fg: ControlNetModel | None, cn_
         cn_fg, cn_bg: FG (mask) and BG (Sobel) ControlNets; may be None when `encoders` excludes them.
         fusion: AFFFusion, used when encoders == "both".
         latents: B x 4 x h x w noisy latents (already scaled by the scheduler's input scaling).
-        t: timestep, an int or a tensor of B (or B - n_plain... any broadcastable) values.
+        t: timestep, an int or a tensor of B values (one per row).
         ctx_full: B x L x D text states of the FULL prompt for the UNet's own cross-attention.
         ctx_fg / ctx_bg: (B - n_plain) x L x D states of the FG / BG texts for each ControlNet.
         omega_fg: (B - n_plain) x L per-token omega of the FG text (`encode_prompts(reweight=True)`).
@@ -683,8 +684,9 @@ def load_components(folder: str | Path) -> dict:
         from transformers import CLIPTextModel, CLIPTokenizer
         comps["text_encoder"] = _load(CLIPTextModel, te_dir)
         tok_dir = folder / "tokenizer"
-        if not (tok_dir / "vocab.json").exists():
-            raise ModelFolderError(f"model folder {folder} is missing tokenizer/vocab.json", tok_dir / "vocab.json")
+        if not any((tok_dir / f).exists() for f in ("tokenizer.json", "vocab.json")):
+            raise ModelFolderError(f"model folder {folder} is missing tokenizer/tokenizer.json (or vocab.json)",
+                                   tok_dir / "tokenizer.json")
         comps["tokenizer"] = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     if (folder / "clip").is_dir():
         comps["clip"] = _load(DomainCLIP, _check_module(folder, "clip"))

@@ -211,7 +211,7 @@ class TigerPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def _encode_image(self, grey: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(grey).float().div(127.5).sub(1.0)[None, None]
+        x = torch.tensor(grey).float().div(127.5).sub(1.0)[None, None]
         x = x.repeat(1, self.vae.config.in_channels, 1, 1).to(self.device, self.vae.dtype)
         lat = self.vae.encode(x).latent_dist.mean
         return lat * self.vae.config.scaling_factor

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, batch_size: int, lr: flo
     parser.add_argument("--ckpt-minutes", type=float, default=3.0, help="save a resumable checkpoint this often")
     parser.add_argument("--log-every", type=int, default=10, help="write a CSV row every N steps")
     parser.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    parser.add_argument("--pause-after", type=int, default=0,
+                        help="stop this run after N steps, unfinished (checkpoint saved; the next run resumes)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="auto: tiger.device.pick_dtype (bf16 autocast only where it is fast)")
     return parser
@@ -135,9 +138,6 @@ def make_accelerator(device: str | None, out: Path, precision: str = "auto"):
     bf16 autocast only where it is fast (CUDA with bf16, AMX CPUs); fp32 elsewhere. One process
     on a CPU; `accelerate launch` gives many GPUs without changing this code.
     """
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
     dev = pick_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise TrainingInputError("--device cuda was asked for but no CUDA GPU is visible")
@@ -146,14 +146,30 @@ def make_accelerator(device: str | None, out: Path, precision: str = "auto"):
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # fixed shapes (crops excepted): pick the fastest kernels
         if dev.index is not None and "LOCAL_RANK" not in os.environ:
             torch.cuda.set_device(dev)
+    try:
+        if os.environ.get("TIGER_NO_ACCELERATE"):
+            raise ImportError("TIGER_NO_ACCELERATE is set")
+        from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration
+    except ImportError as e:
+        import warnings
+
+        from training.single_device import SingleDeviceAccelerator
+
+        warnings.warn(f"accelerate unavailable ({e}): training on one device without it")
+        return SingleDeviceAccelerator(dev, mixed)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         # one process: forget the settings of an earlier stage of this process (the chain and the
         # tests run several stages in one interpreter; accelerate's state is a singleton)
-        from accelerate.state import AcceleratorState
+        try:
+            from accelerate.state import AcceleratorState
 
-        AcceleratorState._reset_state(True)
+            AcceleratorState._reset_state(True)
+        except (ImportError, AttributeError, TypeError):
+            pass
     acc = Accelerator(cpu=dev.type == "cpu", mixed_precision=mixed,
                       project_config=ProjectConfiguration(project_dir=str(out)))
     return acc
@@ -186,17 +202,20 @@ class StageRun:
     @classmethod
     def from_args(cls, args: argparse.Namespace, stage: str) -> "StageRun":
         return cls(args.out, stage, Budget(args.max_steps, args.max_minutes), args.device, args.seed,
-                   args.ckpt_minutes, args.log_every, args.no_resume, args.precision)
+                   args.ckpt_minutes, args.log_every, args.no_resume, args.precision,
+                   getattr(args, "pause_after", 0))
 
     def __init__(self, out: str | Path, stage: str, budget: Budget, device: str | None,
                  seed: int = 0, ckpt_minutes: float = 3.0, log_every: int = 10,
-                 no_resume: bool = False, precision: str = "auto"):
+                 no_resume: bool = False, precision: str = "auto", pause_after: int = 0):
         self.out = Path(out)
         self.stage = stage
         self.budget = budget
         self.seed = seed
         self.ckpt_s = ckpt_minutes * 60.0
         self.log_every = max(1, log_every)
+        self.pause_after = pause_after
+        self._steps_this_run = 0
         self.out.mkdir(parents=True, exist_ok=True)
         if no_resume:
             for name in ("checkpoint", "log.csv", "done.json"):
@@ -241,15 +260,20 @@ class StageRun:
             self._t0 = now
             self._elapsed0 = self.state.elapsed_s
             self._last_ckpt = now
-            total = self.budget.max_steps
-            self.bar = tqdm(total=total, initial=min(self.state.step, total), desc=self.stage,
-                            disable=not self.acc.is_local_main_process, dynamic_ncols=True)
+            total = self.budget.max_steps if self.budget.max_steps <= 10**6 else None  # time-limited: no step total
+            # a log file (not a terminal) gets one line every 30 s instead of thousands of updates
+            self.bar = tqdm(total=total, initial=self.state.step if total is None else min(self.state.step, total), desc=self.stage,
+                            disable=not self.acc.is_local_main_process, dynamic_ncols=True,
+                            mininterval=0.5 if sys.stderr.isatty() else 30.0)
         self.state.elapsed_s = self._elapsed0 + (now - self._t0)
+        if self.pause_after and self._steps_this_run >= self.pause_after:
+            return False
         return not self.budget.exhausted(self.state.step, self.state.elapsed_s)
 
     def end_step(self, losses: dict[str, float]) -> None:
         """Count the step, average losses into the CSV every `log_every` steps, checkpoint on time."""
         self.state.step += 1
+        self._steps_this_run += 1
         for k, v in losses.items():
             self._acc_losses.setdefault(k, []).append(float(v))
         self.bar.update(1)
@@ -283,7 +307,8 @@ class StageRun:
         self._last_ckpt = time.perf_counter()
 
     def finish(self, info: dict | None = None) -> dict:
-        """Checkpoint, plot, and write done.json (steps, wall clock, device, seeds)."""
+        """Checkpoint, plot, and write done.json (steps, wall clock, device, seeds); `finished`
+        is false after a --pause-after stop, so the chain resumes the stage."""
         if self.bar is not None:
             self._flush_losses()
             self.bar.close()
@@ -297,7 +322,7 @@ class StageRun:
             "num_processes": self.acc.num_processes,
             "seed": self.seed,
             "budget": asdict(self.budget),
-            "finished": True,
+            "finished": self.budget.exhausted(self.state.step, self.state.elapsed_s),
         }
         done.update(info or {})
         if self.acc.is_main_process:
@@ -363,7 +388,10 @@ def plot_losses(csv_path: Path, png_path: Path, title: str = "") -> Path | None:
     rows = read_csv(csv_path)
     if not rows:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a bare GPU box without matplotlib: the CSV is still there
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -227,7 +227,7 @@ def train_one(splits: dict[str, Split], arm: str, seed: int, cfg: ClassifierConf
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         pv = predict(net, splits["val"].images, device)
         score = _val_auroc(yv, pv)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None, "val_score": score})

@@ -51,7 +51,7 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Te
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap, batch_size=64, lr=5e-4, max_steps=100_000, max_minutes=3)
+    add_common_args(ap, batch_size=64, lr=5e-4, max_steps=10**9, max_minutes=3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     return ap
 

@@ -24,7 +24,7 @@ from training.diffusion import (TextBank, flip_choice, load_frozen, noisy_v_batc
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap, batch_size=32, lr=3e-4, max_steps=100_000, max_minutes=10)
+    add_common_args(ap, batch_size=32, lr=3e-4, max_steps=10**9, max_minutes=10)
     ap.add_argument("--vae", default=None, help="trained VAE folder (tiny/micro)")
     ap.add_argument("--text-encoder", default=None, help="trained domain CLIP folder (tiny/micro)")
     ap.add_argument("--init-unet", default=None, help="continue from this UNet folder")
@@ -66,7 +66,7 @@ def train(args: argparse.Namespace) -> dict:
         g = run.rng(0)
         idx = batch_indices(len(lat), args.batch_size, g)
         z0 = lat.sample(idx, flip_choice(len(idx), g), frozen.scaling_factor, g)
-        keep = torch.rand(len(idx), generator=g, device=dev) >= args.cfg_dropout
+        keep = torch.rand(len(idx), generator=g, device=g.device) >= args.cfg_dropout
         ctx = bank.states[torch.where(keep, text_ids[idx], torch.zeros_like(idx))]
         zt, t, v, w = noisy_v_batch(noise_sched, z0, g, args.min_snr_gamma or None)
         with acc.autocast():

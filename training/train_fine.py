@@ -35,7 +35,7 @@ from training.diffusion import (TextBank, flip_choice, load_frozen, noisy_v_batc
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(ap, batch_size=16, lr=1e-4, max_steps=100_000, max_minutes=8)
+    add_common_args(ap, batch_size=16, lr=1e-4, max_steps=10**9, max_minutes=8)
     ap.add_argument("--vae", default=None, help="trained VAE folder (tiny/micro)")
     ap.add_argument("--text-encoder", default=None, help="trained domain CLIP folder (tiny/micro)")
     ap.add_argument("--unet", required=True, help="coarse-stage UNet folder (frozen here)")

@@ -75,6 +75,8 @@ def subsample(cases: list[CaseInfo], n: int | None, rng: random.Random) -> list[
 def protocol_cases(protocol: int, cases: list[CaseInfo], design: dict) -> list[CaseInfo]:
     """The cases a protocol asks about, per the study design.
 
+    design keys: "cases_per_reader" (per protocol, stratified subsample), "order" ("balanced"
+    default, or "random"), "protocol2_truths" / "protocol3_truths" (see below).
     Protocol 1: every case. Protocol 2: cases with a description (of the truths in
     design["protocol2_truths"], default synthetic only). Protocol 3: cases with at least one of
     the ten protocol-3 features (design["protocol3_truths"], default synthetic only). If no
@@ -108,7 +110,10 @@ def plan_items(protocols: list[int], cases: list[CaseInfo], design: dict, study_
         rng = reader_rng(study_seed, reader_id, f"p{protocol}")
         chosen = protocol_cases(protocol, cases, design)
         chosen = subsample(chosen, design.get("cases_per_reader"), rng)
-        for case in balanced_order(chosen, rng):
+        ordered = chosen[:] if design.get("order") == "random" else balanced_order(chosen, rng)
+        if design.get("order") == "random":  # the design may ask for a plain shuffle instead
+            rng.shuffle(ordered)
+        for case in ordered:
             options = None
             if protocol == 2:
                 others = distractors(case, cases)

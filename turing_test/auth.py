@@ -1,21 +1,16 @@
-"""Password hashing (argon2id) and the wrong-password rate limiter.
+"""Password hashing (argon2id) and session tokens.
 
 Why argon2: it is memory-hard, so a stolen database does not give away readers' passwords.
-Why a limiter keyed by user name *and* by client address: guessing one reader's password from
-many addresses and many readers' passwords from one address are both slowed down.
+Why only token hashes are stored: a database dump then holds no usable session.
+The wrong-password limiter lives in `turing_test.ratelimit`.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
-from collections import deque
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
-from turing_test.errors import RateLimited
 
 _HASHER = PasswordHasher()  # argon2id with the library's recommended parameters
 MIN_PASSWORD_LENGTH = 8
@@ -42,45 +37,3 @@ def new_token() -> str:
 def token_hash(token: str) -> str:
     """Sessions store only this hash, so a database dump holds no usable token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class LoginRateLimiter:
-    """Sliding-window counter of failed logins per key (user name, client address).
-
-    After `max_failures` failures within `window_s` seconds a key is refused until the oldest
-    failure leaves the window. A success clears the user's counter. In-process: with several app
-    servers each server limits on its own, which multiplies the allowance by the server count
-    but still makes online guessing impractical.
-    """
-
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0, clock=time.monotonic):
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._clock = clock
-        self._failures: dict[str, deque] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque:
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] > self.window_s:
-            q.popleft()
-        return q
-
-    def check(self, *keys: str) -> None:
-        """Raise RateLimited when any key has used up its failures."""
-        now = self._clock()
-        with self._lock:
-            for key in keys:
-                q = self._recent(key, now)
-                if len(q) >= self.max_failures:
-                    raise RateLimited(self.window_s - (now - q[0]))
-
-    def failed(self, *keys: str) -> None:
-        now = self._clock()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)

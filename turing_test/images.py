@@ -17,9 +17,7 @@ from PIL import Image
 def _clean_png(path: str, mtime_ns: int) -> bytes:
     with Image.open(path) as im:
         im.load()
-        mode = "L" if im.mode in ("L", "I", "I;16", "1", "P") and im.mode != "P" else "RGB"
-        if im.mode == "P":
-            mode = "RGB"
+        mode = "L" if im.mode in ("L", "1", "I", "I;16") else "RGB"  # greyscale stays greyscale
         clean = Image.frombytes(mode, im.size, im.convert(mode).tobytes())  # pixels only
     buf = io.BytesIO()
     clean.save(buf, format="PNG", optimize=False)

@@ -133,3 +133,12 @@ class Session(Base):
     reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id", ondelete="CASCADE"), nullable=False)
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
     expires_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class LoginFailure(Base):
+    """One wrong password (revision 0003), shared by all app servers for rate limiting."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), nullable=False, index=True)
+    at: Mapped[float] = mapped_column(Float, nullable=False)

@@ -11,10 +11,12 @@ synchronous=FULL, so an acknowledged answer survives a killed process. Any SQLAl
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -27,13 +29,14 @@ from sqlalchemy.orm import sessionmaker
 
 from turing_test import auth
 from turing_test.assignment import CaseInfo, plan_items
-from turing_test.errors import (AuthError, DuplicateAnswer, ManifestError, NotFound, PayloadError,
-                                PermissionDenied, TuringError)
+from turing_test.errors import (AuthError, DuplicateAnswer, ManifestError, NotFound, PermissionDenied,
+                                TuringError)
 from turing_test.images import clean_png_bytes
 from turing_test.manifest import CaseSpec, validate_cases
 from turing_test.models import (PROTOCOLS, ROLES, Answer, AnswerRevision, Case, Enrollment, Item,
                                 Reader, Session, Study)
 from turing_test.protocols import PROTOCOL_NAMES, score, shown_features, validate_payload
+from turing_test.ratelimit import LoginRateLimiter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SESSION_TTL_S = 12 * 3600
@@ -97,6 +100,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.commit()
         with conn.begin():
+            if engine.dialect.name == "postgresql":  # several app servers may start at once
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7274001)")
             command.upgrade(alembic_config(conn), revision)
         if sqlite:
             bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -120,6 +125,8 @@ def open_store(db_url: str | None = None, data_dir: str | Path | None = None, mi
         folder = Path(data_dir or DATA_ROOT)
         folder.mkdir(parents=True, exist_ok=True)
         url = default_url(folder)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     if migrate:
         upgrade(engine)
@@ -158,10 +165,14 @@ def _signed64(h: int) -> int:
 class Store:
     """All reads and writes of the Turing-test module."""
 
-    def __init__(self, engine: Engine, limiter: auth.LoginRateLimiter | None = None):
+    def __init__(self, engine: Engine, limiter: LoginRateLimiter | None = None):
         self.engine = engine
         self.Session = sessionmaker(engine, expire_on_commit=False)
-        self.limiter = limiter or auth.LoginRateLimiter()
+        self.limiter = limiter or LoginRateLimiter(engine)
+        # SQLite has one writer at a time; waiting writers poll with growing sleeps (busy handler),
+        # which made the p99 of 50 concurrent readers seconds long. Within one process a plain lock
+        # queues writers without sleeping; other processes still meet the busy timeout.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     # ---------------------------------------------------------------- readers and logins
     def create_reader(self, username: str, password: str, role: str = "junior",
@@ -231,7 +242,7 @@ class Store:
         """Check the credentials and open a session; returns (token, reader)."""
         reader = self.authenticate(username, password, client)
         token = auth.new_token()
-        with self.Session.begin() as s:
+        with self._write_lock, self.Session.begin() as s:
             s.add(Session(token_hash=auth.token_hash(token), reader_id=reader.id, created_at=_now(),
                           expires_at=_now() + ttl_s))
         return token, reader
@@ -272,7 +283,12 @@ class Store:
         name = (name or "").strip()
         if not name:
             problems.append("the study needs a name")
-        protocols = list(protocols)
+        protocols = list(protocols) if isinstance(protocols, (list, tuple)) else [protocols]
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            problems.append(f"seed must be a whole number, got {seed!r}")
+            seed = 0
         if not protocols or any(p not in PROTOCOLS for p in protocols) or len(set(protocols)) != len(protocols):
             problems.append(f"protocols must be distinct values of {list(PROTOCOLS)}, got {protocols}")
         design = dict(design or {})
@@ -367,7 +383,7 @@ class Store:
 
     def next_item(self, reader: ReaderInfo, study_id: int) -> dict | None:
         """The first unanswered item in the reader's order (None when finished); marks it shown."""
-        with self.Session.begin() as s:
+        with self._write_lock, self.Session.begin() as s:
             study = self._enrolled_study(s, reader, study_id)
             answered_items = select(Answer.item_id).where(Answer.reader_id == reader.id, Answer.study_id == study_id)
             item = s.scalar(select(Item).where(Item.study_id == study_id, Item.reader_id == reader.id,
@@ -421,7 +437,8 @@ class Store:
                             answered_at=now, duration_s=max(0.0, now - shown_at), revision=0)
             s.add(answer)
             try:
-                s.commit()
+                with self._write_lock:
+                    s.commit()
                 return {"answer_id": answer.id, "item_id": iid, "revision": 0, "stored": True}
             except IntegrityError:
                 s.rollback()
@@ -432,7 +449,7 @@ class Store:
     def _edit(self, reader: ReaderInfo, item_id: int, case_id: int, protocol: int, question: str,
               clean: dict, now: float) -> dict:
         """Replace an answer, keeping the previous version in answer_revisions."""
-        with self.Session.begin() as s:
+        with self._write_lock, self.Session.begin() as s:
             old = s.scalar(select(Answer).where(Answer.reader_id == reader.id, Answer.case_id == case_id,
                                                 Answer.protocol == protocol, Answer.question == question)
                            .with_for_update())
@@ -504,5 +521,4 @@ class Store:
             return s.scalar(q)
 
 
-__all__ = ["Store", "ReaderInfo", "open_store", "upgrade", "current_revision", "make_engine", "default_url",
-           "PayloadError", "asdict"]
+__all__ = ["Store", "ReaderInfo", "open_store", "upgrade", "current_revision", "make_engine", "default_url"]

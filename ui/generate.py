@@ -67,7 +67,7 @@ class GenerationRequest:
         return out
 
 
-def _in_range(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> float | int:
+def in_range(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> float | int:
     try:
         num = float(value)
     except (TypeError, ValueError):
@@ -83,20 +83,20 @@ def _in_range(name: str, value: Any, lo: float, hi: float, integer: bool = False
 
 def make_seeds(seed: Any, randomize: bool, count: int, rng: random.Random | None = None) -> list[int]:
     """Per-image seeds for a batch: seed, seed+1, ... or fresh random ones (all recorded)."""
-    count = int(_in_range("Batch size", count, *BATCH_RANGE, integer=True))
+    count = int(in_range("Batch size", count, *BATCH_RANGE, integer=True))
     if randomize:
         rng = rng or random.SystemRandom()
         return [rng.randrange(0, MAX_SEED) for _ in range(count)]
-    base = int(_in_range("Seed", seed, 0, MAX_SEED, integer=True))
+    base = int(in_range("Seed", seed, 0, MAX_SEED, integer=True))
     return [(base + i) % (MAX_SEED + 1) for i in range(count)]
 
 
 def check_request(req: GenerationRequest) -> GenerationRequest:
     """Validate ranges and conditions; returns the request with numbers normalised."""
-    req.steps = int(_in_range("Steps", req.steps, *STEPS_RANGE, integer=True))
-    req.guidance = float(_in_range("Guidance", req.guidance, *GUIDANCE_RANGE))
-    req.fg_scale = float(_in_range("FG conditioning scale", req.fg_scale, *SCALE_RANGE))
-    req.bg_scale = float(_in_range("BG conditioning scale", req.bg_scale, *SCALE_RANGE))
+    req.steps = int(in_range("Steps", req.steps, *STEPS_RANGE, integer=True))
+    req.guidance = float(in_range("Guidance", req.guidance, *GUIDANCE_RANGE))
+    req.fg_scale = float(in_range("FG conditioning scale", req.fg_scale, *SCALE_RANGE))
+    req.bg_scale = float(in_range("BG conditioning scale", req.bg_scale, *SCALE_RANGE))
     if req.encoders not in ENCODERS:
         raise GenerationError(f"Encoders must be one of {', '.join(ENCODERS)}, got {req.encoders!r}.")
     if not req.seeds or len(req.seeds) > BATCH_RANGE[1]:

@@ -18,11 +18,16 @@ STOP_FLAGS = gen.StopFlags()
 GENERATE_QUEUE = "tiger-generate"   # one concurrency group: all pages share the one model
 
 
-def load_pipeline(ctx: AppContext) -> Any:
-    """The shared pipeline, or a ModelMissing message naming the folder."""
+def require_model(ctx: AppContext) -> None:
+    """Raise ModelMissing (naming the folder and the fix) before any other check of a run."""
     present, text = bgs.model_status(ctx.model_dir)
     if not present:
-        raise bgs.ModelMissing(text.replace("**", ""))
+        raise bgs.ModelMissing(text.replace("**", "").replace("`", ""))
+
+
+def load_pipeline(ctx: AppContext) -> Any:
+    """The shared pipeline, or a ModelMissing message naming the folder."""
+    require_model(ctx)
     try:
         return ctx.pipeline()
     except (FileNotFoundError, ValueError) as exc:

@@ -107,6 +107,22 @@ def set_shape(state: Placement, mask: np.ndarray, keep_position: bool = True) ->
     return _place(new)
 
 
+def adopt_mask(state: Placement, mask: np.ndarray) -> Placement:
+    """Take an already placed mask exactly as it is (recall of a result's condition).
+
+    The size fraction is set to what the mask measures, so later drags keep its size.
+    """
+    mask = (np.asarray(mask) > 0).astype(np.uint8) * 255
+    extent = _extent(state)
+    ys, xs = np.nonzero(mask)
+    new = dict(state)
+    new["shape"] = mask
+    new["mask"] = mask
+    new["frac"] = max(np.ptp(ys) + 1, np.ptp(xs) + 1) / min(extent.width, extent.height)
+    new["location"] = cond.location_of(mask, extent)
+    return new
+
+
 def set_gland(state: Placement, x0: float, y0: float, x1: float, y1: float) -> Placement:
     """The user's correction of the estimated gland box (the estimate is only a heuristic)."""
     old = _extent(state)

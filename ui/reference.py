@@ -19,7 +19,7 @@ from ui import chips as chipform
 from ui import generate as gen
 from ui.context import AppContext
 from ui.errors import friendly
-from ui.jobs import GENERATE_QUEUE, gallery_value, results_state, stop, stream_batch
+from ui.jobs import GENERATE_QUEUE, gallery_value, require_model, results_state, stop, stream_batch
 from ui.placement import condition_preview
 from ui.uploads import UploadError, editor_mask, load_mask
 from ui.widgets import chip_form, gen_settings
@@ -81,10 +81,11 @@ def reference_request(ref: dict[str, Any] | None, chip_values: list[Any], text_f
     ref = _need(ref)
     if ref.get("mask") is None:
         raise UploadError("The source needs its nodule mask: draw it, upload it or predict it.")
-    cond_ok = cond.location_of(ref["mask"], cond.estimate_gland_extent(ref["image"]))
-    chips = kb.validate_chips({**chipform.chips_from_form(chip_values), "location": cond_ok})
+    # the location is not a choice here: it is where the source's own nodule lies
+    location = cond.location_of(ref["mask"], cond.estimate_gland_extent(ref["image"]))
+    chips = kb.validate_chips({**chipform.chips_from_form(chip_values), "location": location})
     fg_default, bg_default = kb.build_prompts(chips)
-    strength = float(gen._in_range("Strength", strength, 0.05, 1.0))
+    strength = float(gen.in_range("Strength", strength, 0.05, 1.0))
     req = gen.GenerationRequest(
         chips=chips, text_fg=(text_fg or "").strip() or fg_default, text_bg=(text_bg or "").strip() or bg_default,
         mask=ref["mask"], reference_image=ref["image"], strength=strength, encoders=encoders or "both",
@@ -129,7 +130,8 @@ def build(ctx: AppContext) -> None:
     status = gr.Markdown(elem_id="ref-status")
     with gr.Row():
         side_source = gr.Image(label="Source", interactive=False, type="pil", height=256)
-        outputs = gr.Gallery(label="Variants", columns=4, height=256, format="png", elem_id="ref-results")
+        outputs = gr.Gallery(label="Variants", columns=4, height=256, format="png", elem_id="ref-results",
+                             object_fit="contain")
     results = gr.State([])
 
     for radio in form.radios:
@@ -167,6 +169,7 @@ def build(ctx: AppContext) -> None:
             request: gr.Request, progress: gr.Progress = gr.Progress()) -> Any:
         chip_values = [subtype, composition, echogenicity, echotexture, calcification, aspect, shape, margin,
                        halo, size, plane]
+        require_model(ctx)
         req = reference_request(ref, chip_values, text_fg, text_bg, strength_v, seed, randomize, batch, steps,
                                 guidance, fg_scale, bg_scale, encoders)
         for res, text in stream_batch(ctx, req, request.session_hash or "anonymous", progress):

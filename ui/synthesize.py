@@ -5,7 +5,6 @@ call them without a browser). All model work goes through tiger/ via ui.generate
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -19,7 +18,7 @@ from ui import placement as pl
 from ui.canvas import dropped_center, mask_canvas
 from ui.context import AppContext
 from ui.errors import friendly
-from ui.jobs import GENERATE_QUEUE, gallery_value, results_state, stop, stream_batch, zip_batch
+from ui.jobs import GENERATE_QUEUE, gallery_value, require_model, results_state, stop, stream_batch, zip_batch
 from ui.uploads import editor_mask, load_mask
 from ui.widgets import chip_form, gen_settings
 
@@ -199,17 +198,11 @@ def form_from_record(ctx: AppContext, record: dict[str, Any], state: pl.Placemen
         try:
             mask = pngmeta.b64png_to_array(record["mask"])
             if mask.shape == new_state["sobel"].shape and mask.any():
-                new_state = dict(new_state, shape=(mask > 0).astype(np.uint8) * 255)
-                new_state = pl.move_to_center(new_state, *_centroid(mask))
+                new_state = pl.adopt_mask(new_state, mask)
         except ValueError:
             pass
     out["state"] = new_state
     return out
-
-
-def _centroid(mask: np.ndarray) -> tuple[float, float]:
-    ys, xs = np.nonzero(mask)
-    return float(xs.mean()), float(ys.mean())
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,8 +242,8 @@ def build(ctx: AppContext) -> None:
                 derive = gr.File(label="...or derive from my image (PNG/JPEG/DICOM -> Sobel map)",
                                  file_types=["image", ".dcm"], elem_id="syn-derive")
             canvas = mask_canvas(pl.canvas_for(state0, note0) if state0 else None, elem_id="syn-canvas")
-            location = gr.Radio(LOCATIONS, value=(state0 or {}).get("location"), label="Location (drag the nodule or pick a pole)",
-                                elem_id="syn-location")
+            location = gr.Radio(LOCATIONS, value=(state0 or {}).get("location"),
+                                label="Location (drag the nodule or pick a pole)", elem_id="syn-location")
             with gr.Row():
                 size = gr.Slider(*pl.SIZE_RANGE, value=0.5, step=0.05, label="Nodule size (of gland height)",
                                  elem_id="syn-size")
@@ -264,11 +257,14 @@ def build(ctx: AppContext) -> None:
                     use_mask = gr.Button("Use this mask", size="sm")
                     reset_mask = gr.Button("Back to the default ellipse", size="sm")
             with gr.Accordion("Gland extent (estimated; adjust if wrong)", open=False):
-                g = (state0 or {}).get("gland") or {"x0": 0, "y0": 0, "x1": 128, "y1": 128}
-                gx0 = gr.Slider(0, 512, value=g["x0"], step=1, label="x0")
-                gy0 = gr.Slider(0, 512, value=g["y0"], step=1, label="y0")
-                gx1 = gr.Slider(0, 512, value=g["x1"], step=1, label="x1")
-                gy1 = gr.Slider(0, 512, value=g["y1"], step=1, label="y1")
+                side = bgs.image_size(ctx.model_dir)
+                g = (state0 or {}).get("gland") or {"x0": 0, "y0": 0, "x1": side, "y1": side}
+                with gr.Row():
+                    gx0 = gr.Slider(0, side, value=g["x0"], step=1, label="left (x0)")
+                    gx1 = gr.Slider(0, side, value=g["x1"], step=1, label="right (x1)")
+                with gr.Row():
+                    gy0 = gr.Slider(0, side, value=g["y0"], step=1, label="top (y0)")
+                    gy1 = gr.Slider(0, side, value=g["y1"], step=1, label="bottom (y1)")
                 gland_btn = gr.Button("Apply gland extent", size="sm")
             condition = gr.Image(pl.condition_preview(state0), label="Conditions (BG Sobel + FG mask)",
                                  interactive=False, height=260, elem_id="syn-condition", type="pil")
@@ -279,7 +275,7 @@ def build(ctx: AppContext) -> None:
         halt = gr.Button("Stop", variant="stop", elem_id="syn-stop")
     status = gr.Markdown(elem_id="syn-status")
     gallery = gr.Gallery(label="Results (click one for its parameters)", columns=4, height=320,
-                         elem_id="syn-results", format="png")
+                         object_fit="contain", elem_id="syn-results", format="png")
     with gr.Row():
         params = gr.JSON(label="Parameters of the selected image", elem_id="syn-params")
         with gr.Column():
@@ -349,6 +345,7 @@ def build(ctx: AppContext) -> None:
             request: gr.Request, progress: gr.Progress = gr.Progress()) -> Any:
         chip_values = [subtype, composition, echogenicity, echotexture, calcification, aspect, shape,
                        margin, halo, size, plane]
+        require_model(ctx)
         req = request_from_form(chip_values, location, text_fg, text_bg, state, seed, randomize, batch,
                                 steps, guidance, fg_scale, bg_scale, encoders)
         res: list = []

@@ -17,7 +17,7 @@ from ui import chips as chipform
 from ui import generate as gen
 from ui.context import AppContext
 from ui.errors import friendly
-from ui.jobs import GENERATE_QUEUE, stream_batch
+from ui.jobs import GENERATE_QUEUE, require_model, stop, stream_batch
 from ui.montage import labelled_row
 
 TEACH_GROUPS: tuple[str, ...] = tuple(g for g in chipform.FORM_GROUPS if g != "subtype") + ("location",)
@@ -56,6 +56,7 @@ def run_series(ctx: AppContext, series: list[tuple[str, dict[str, str]]], backgr
 
     Yields (gallery items, status, composite PNG path or None); the composite is made at the end.
     """
+    require_model(ctx)
     seed = gen.make_seeds(seed, False, 1)[0]
     if not background_id:   # one background for the whole row: the bank's pick for this seed
         try:
@@ -111,10 +112,12 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         row_btn = gr.Button("Generate the feature row", variant="primary", elem_id="teach-row")
         grid_btn = gr.Button("Subtype comparison (benign / PTC / FTC / MTC)", elem_id="teach-grid")
+        halt = gr.Button("Stop", variant="stop", elem_id="teach-stop")
     with gr.Accordion("Typical features of each subtype", open=False):
         gr.Markdown("\n\n".join(chipform.typical_features_markdown(s) for s in GRID_SUBTYPES))
     status = gr.Markdown(elem_id="teach-status")
-    gallery = gr.Gallery(label="Row", columns=5, height=260, elem_id="teach-gallery", format="png")
+    gallery = gr.Gallery(label="Row", columns=5, height=260, elem_id="teach-gallery", format="png",
+                         object_fit="contain")
     sheet = gr.File(label="Export: one PNG for slides", elem_id="teach-sheet")
 
     def feature_row(base_name: str, group_name: str, background_id: str | None, seed_v: float, steps_v: float,
@@ -130,8 +133,15 @@ def build(ctx: AppContext) -> None:
                               request.session_hash or "anonymous", "Subtypes with their typical features",
                               notes=subtype_notes(), progress=progress)
 
-    row_btn.click(friendly(feature_row), [base, group, background, seed, steps, guidance], [gallery, status, sheet],
-                  api_name="teach_row", concurrency_limit=1, concurrency_id=GENERATE_QUEUE)
-    grid_btn.click(friendly(subtype_grid), [background, seed, steps, guidance], [gallery, status, sheet],
-                   api_name="teach_grid", concurrency_limit=1, concurrency_id=GENERATE_QUEUE)
+    row_event = row_btn.click(friendly(feature_row), [base, group, background, seed, steps, guidance],
+                              [gallery, status, sheet], api_name="teach_row", concurrency_limit=1,
+                              concurrency_id=GENERATE_QUEUE)
+    grid_event = grid_btn.click(friendly(subtype_grid), [background, seed, steps, guidance], [gallery, status, sheet],
+                                api_name="teach_grid", concurrency_limit=1, concurrency_id=GENERATE_QUEUE)
+
+    def on_stop(request: gr.Request) -> str:
+        # the flag ends the image being denoised; `cancels` ends the row between images
+        return stop(request.session_hash or "anonymous")
+
+    halt.click(on_stop, None, status, cancels=[row_event, grid_event], api_name="teach_stop", queue=False)
 

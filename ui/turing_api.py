@@ -148,7 +148,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         admin(request)
         study_id = store().create_study(
             str(body.get("name", "")), protocols=body.get("protocols", [1, 2, 3]), design=body.get("design"),
-            seed=int(body.get("seed", 0)), allow_edits=bool(body.get("allow_edits", False)),
+            seed=body.get("seed", 0), allow_edits=bool(body.get("allow_edits", False)),
             description=str(body.get("description", "")), readers=body.get("readers", []), **_study_kwargs(body))
         return {"id": study_id}
 

@@ -8,6 +8,7 @@ take ~100 MB per channel and minutes of resizing on 2 cores).
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,10 @@ def load_grey_image(upload: Any, what: str = "image") -> np.ndarray:
     if _is_dicom(path) or path.suffix.lower() in (".dcm", ".dicom"):
         return _read_dicom(path)
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():   # PIL's bomb warning: we refuse such sizes ourselves
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             # the header gives the size before any pixel is decoded: refuse bombs early
             _check_side(im.width, im.height, what)
             im.load()

@@ -23,8 +23,12 @@ class ChipForm:
 
 def chip_form(prefix: str, groups: tuple[str, ...] = chipform.FORM_GROUPS, texts: bool = True) -> ChipForm:
     """One radio row per feature group plus the live FG/BG texts and TI-RADS line."""
-    radios = [gr.Radio(chipform.choices(g), value=chipform.UNSET, label=g.capitalize(),
-                       elem_id=f"{prefix}-chip-{g}", elem_classes=["tiger-chip"]) for g in groups]
+    radios = []
+    for start in range(0, len(groups), 2):   # two groups per row keeps the page short
+        with gr.Row(equal_height=False):
+            radios += [gr.Radio(chipform.choices(g), value=chipform.UNSET, label=g.capitalize(),
+                                elem_id=f"{prefix}-chip-{g}", elem_classes=["tiger-chip"])
+                       for g in groups[start:start + 2]]
     tirads = gr.Markdown(elem_id=f"{prefix}-tirads")
     text_fg = gr.Textbox(label="FG text (nodule) - editable; a chip change rewrites it",
                          elem_id=f"{prefix}-text-fg", lines=2, visible=texts)

@@ -119,7 +119,13 @@ def load_embedder(model_folder: str | Path | None = None, pretrained: str | Path
             raise MetricInputError(f"pretrained embedding file {path} does not exist")
         import open_clip
 
-        model = open_clip.create_model(arch, pretrained=str(path), device=dev).eval()
+        if arch.endswith(".json"):  # a custom open_clip config file (name = file stem)
+            open_clip.add_model_config(arch)
+            arch = Path(arch).stem
+        try:
+            model = open_clip.create_model(arch, pretrained=str(path), device=dev).eval()
+        except RuntimeError as e:
+            raise MetricInputError(f"{path} does not fit open_clip architecture {arch}: {str(e)[:200]}") from e
         return Embedder(model, f"open_clip {arch} from local file {path}", kind="open_clip",
                         _tokenizer=open_clip.get_tokenizer(arch))
     from tiger import domain_clip
@@ -129,7 +135,7 @@ def load_embedder(model_folder: str | Path | None = None, pretrained: str | Path
     found = find_clip_folder(folder) if folder.exists() else None
     if found is not None:
         model = domain_clip.load_clip(found).to(dev).eval()
-        return Embedder(model, f"domain CLIP (trained) from {found}")
+        return Embedder(model, f"domain CLIP from {found}")
     if not allow_random:
         raise MetricInputError(
             f"no domain CLIP found in {folder} (looked for clip/ and text_encoder/ with config.json); "

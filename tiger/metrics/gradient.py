@@ -50,21 +50,26 @@ def gradient_distance(real: np.ndarray, generated: np.ndarray, bins: int = BINS)
     return float(0.5 * np.abs(gradient_histogram(real, bins) - gradient_histogram(generated, bins)).sum())
 
 
+def _liu(g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
+    return ((2 * g1 * g2 + LIU_C) / (g1 * g1 + g2 * g2 + LIU_C)).flatten(1).mean(1)
+
+
 def gradient_similarity_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Liu et al. gradient similarity of each pair (a[i], b[i]); N floats in (0, 1]."""
     if a.shape != b.shape:
         raise MetricInputError(f"gradient similarity pairs need equal shapes, got {a.shape} and {b.shape}")
-    g1, g2 = sobel_magnitude(a), sobel_magnitude(b)
-    s = (2 * g1 * g2 + LIU_C) / (g1 * g1 + g2 * g2 + LIU_C)
-    return s.reshape(len(a), -1).mean(1).astype(np.float64)
+    return _liu(torch.from_numpy(sobel_magnitude(a)), torch.from_numpy(sobel_magnitude(b))).double().numpy()
 
 
-def set_gradient_similarity(real: np.ndarray, generated: np.ndarray, candidates: int = 5) -> float:
-    """Mean over generated images of the best Liu similarity against their nearest real images."""
+def set_gradient_similarity(real: np.ndarray, generated: np.ndarray, candidates: int = 5, batch: int = 512) -> float:
+    """Mean over generated images of the best Liu similarity against their nearest real images
+    (gradient maps computed once per image, then indexed per pair)."""
     if len(real) == 0 or len(generated) == 0:
         raise MetricInputError("gradient similarity needs non-empty real and generated sets")
     same_size(real, generated, "gradient similarity")
-    idx = nearest_real(real, generated, candidates)
+    idx = torch.as_tensor(nearest_real(real, generated, candidates))
     k = idx.shape[1]
-    s = gradient_similarity_pairs(real[idx.reshape(-1)], np.repeat(generated, k, axis=0))
-    return float(s.reshape(-1, k).max(1).mean())
+    gr, gg = torch.from_numpy(sobel_magnitude(real)), torch.from_numpy(sobel_magnitude(generated))
+    ir, ig = idx.reshape(-1), torch.arange(len(generated)).repeat_interleave(k)
+    s = torch.cat([_liu(gr[ir[j:j + batch]], gg[ig[j:j + batch]]) for j in range(0, len(ir), batch)])
+    return float(s.view(-1, k).max(1).values.double().mean())

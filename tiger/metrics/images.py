@@ -95,8 +95,8 @@ def load_image_set(source: ImageSource, size: int | None = None, name: str = "im
         names = [str(i) for i in range(len(src))]
         items = list(src)
     else:
-        items = list(source)[:limit]
-        names = [str(i) for i in range(len(items))]
+        items = [Image.open(x) if isinstance(x, (str, Path)) else x for x in list(source)[:limit]]
+        names = [str(x) for x in list(source)[:limit]]
     arrays: list[np.ndarray] = []
     converted = 0
     for item in items:

@@ -69,6 +69,9 @@ def evaluate_sets(real: "ImageSource | ImageSet", generated: "ImageSource | Imag
     m["cmmd"] = timed("cmmd", cmmd, er, eg)
     m["gs"] = timed("gs", gradient_distance, r.pixels, g.pixels)
     m["gs_liu"] = timed("gs_liu", set_gradient_similarity, r.pixels, g.pixels)
+    k = min(k, len(r) - 1, len(g) - 1)  # small sets: fewer neighbours (recorded in the report)
+    if k < 1:
+        raise MetricInputError("density/coverage need at least 2 real and 2 generated images")
     m.update(timed("prdc", prdc, er, eg, k=k))
     m["fid"] = timed("fid", fid, er, eg)
     m["kid"], m["kid_std"] = timed("kid", kid, er, eg)

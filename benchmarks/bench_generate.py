@@ -1,0 +1,163 @@
+"""Generation speed: TigerPipeline vs diffusers' stock StableDiffusionControlNetPipeline +
+MultiControlNetModel over the SAME VAE / UNet / ControlNets, seeds, steps and size.
+
+Why this baseline: it is what a user would pick instead of TigerPipeline. It does less (one
+text embedding for both ControlNets, no omega re-weighting, no AFF fusion), so the goal is that
+TigerPipeline is no slower (ratio <= 1.0). Both run in this process, alternating, after a
+warm-up; the FLOP count of one call of each comes from torch's FlopCounterMode and is set against
+this machine's measured fp32 matmul throughput (tiger.device.matmul_gflops).
+
+Prints one JSON object. Random weights by default (no trained model needed): --model uses a folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tiger  # noqa: E402,F401  (offline settings first)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from tiger import nets  # noqa: E402
+from tiger.device import matmul_gflops, pick_device  # noqa: E402
+from tiger.pipeline import TigerPipeline  # noqa: E402
+
+CHIPS = {"malignancy": "malignant", "subtype": "medullary", "composition": "solid", "echogenicity": "hypoechoic",
+         "location": "middle", "size": "middle", "plane": "transverse"}
+
+
+def reset_peak() -> None:
+    """Reset the process's peak RSS (Linux: writing 5 to clear_refs) or CUDA's peak counter."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def conditions(size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A nodule mask and a Sobel-like map (from a real DDTI image when the data is here)."""
+    from tiger.conditions import default_mask, sobel_map
+    from tiger.paths import SHARED_DATA
+    from PIL import Image
+    imgs = sorted((SHARED_DATA / "ddti" / "images").glob("*.jpg"))
+    if imgs:
+        grey = np.asarray(Image.open(imgs[0]).convert("L").resize((size, size)))
+    else:
+        grey = (np.random.default_rng(0).random((size, size)) * 255).astype(np.uint8)
+    return default_mask((size, size), "middle"), sobel_map(grey)
+
+
+def stock_pipeline(pipe: TigerPipeline):
+    from diffusers import StableDiffusionControlNetPipeline
+    from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+    stock = StableDiffusionControlNetPipeline(
+        vae=pipe.vae, text_encoder=None, tokenizer=None, unet=pipe.unet,
+        controlnet=MultiControlNetModel([pipe.controlnet_fg, pipe.controlnet_bg]), scheduler=pipe.scheduler,
+        safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False)
+    stock.set_progress_bar_config(disable=True)
+    return stock
+
+
+def run_tiger(pipe, mask, sob, args):
+    return pipe(chips=CHIPS, mask=mask, sobel=sob, num_inference_steps=args.steps, num_images=args.images,
+                seed=args.seed, guidance_scale=args.guidance).images
+
+
+def run_stock(stock, pipe, mask, sob, args):
+    """The stock pipeline: one prompt embedding (full text) for both ControlNets, as MultiControlNet allows."""
+    from tiger import knowledge
+    text = knowledge.full_prompt(CHIPS)
+    states, _ = nets.encode_prompts(pipe.text_encoder, ["", text], reweight=False, tokenizer=pipe.tokenizer)
+    n, S = args.images, pipe.image_size
+    m = torch.from_numpy(mask > 127).float()[None, None].expand(n, 1, S, S)
+    s = torch.from_numpy(sob).float().div(255)[None, None].expand(n, 1, S, S)
+    gens = [torch.Generator("cpu").manual_seed(args.seed + i) for i in range(n)]
+    out = stock(prompt_embeds=states[1:2].expand(n, -1, -1), negative_prompt_embeds=states[0:1].expand(n, -1, -1),
+                image=[m, s], height=S, width=S, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                generator=gens, output_type="np", num_images_per_prompt=1)
+    return out.images
+
+
+def count_flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return float(fc.get_total_flops())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", type=Path, help="a model folder (default: random weights of --preset)")
+    ap.add_argument("--preset", default="tiny", help="tiny | micro (random weights)")
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--guidance", type=float, default=4.0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    dev = pick_device()
+    if args.model:
+        pipe = TigerPipeline.from_pretrained(args.model, device=dev)
+    else:
+        pipe = TigerPipeline(**nets.build_components(args.preset, seed=0)).to(dev)
+    pipe.set_progress_bar_config(disable=True)
+    stock = stock_pipeline(pipe)
+    mask, sob = conditions(pipe.image_size, args.images)
+
+    runners = {"tiger": lambda: run_tiger(pipe, mask, sob, args), "stock": lambda: run_stock(stock, pipe, mask, sob, args)}
+    times = {k: [] for k in runners}
+    peaks = {}
+    with torch.no_grad():
+        for k, fn in runners.items():  # warm-up
+            fn()
+        for _ in tqdm(range(args.repeats), desc="bench_generate", file=sys.stderr):
+            for k, fn in runners.items():
+                reset_peak()
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+                peaks[k] = max(peaks.get(k, 0.0), peak_mb())
+        flops = {k: count_flops(fn) for k, fn in runners.items()}
+    gflops_machine = matmul_gflops()
+    best = {k: min(v) for k, v in times.items()}
+    result = {
+        "benchmark": "generate", "device": str(dev), "model": str(args.model) if args.model else f"random-{args.preset}",
+        "image_size": pipe.image_size, "images": args.images, "steps": args.steps, "guidance_scale": args.guidance,
+        "threads": torch.get_num_threads(),
+        "tiger_s_per_image": best["tiger"] / args.images, "stock_s_per_image": best["stock"] / args.images,
+        "ratio_tiger_over_stock": best["tiger"] / best["stock"],
+        "tiger_all_runs_s": times["tiger"], "stock_all_runs_s": times["stock"],
+        "peak_mb": peaks, "peak_memory_kind": "cuda allocated" if dev.type == "cuda" else "process peak RSS",
+        "gflop_per_call": {k: v / 1e9 for k, v in flops.items()},
+        "achieved_gflops": {k: flops[k] / best[k] / 1e9 for k in flops},
+        "machine_matmul_gflops": gflops_machine,
+        "share_of_matmul_peak": {k: flops[k] / best[k] / 1e9 / gflops_machine for k in flops},
+        "goal": "ratio_tiger_over_stock <= 1.0",
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

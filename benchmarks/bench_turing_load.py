@@ -1,0 +1,96 @@
+"""Load benchmark of the Turing-test HTTP API: N simulated readers answer concurrently on loopback.
+
+Prints one JSON object: answers/s, p50/p99 latency of answer POSTs, and the exactly-once check
+(acknowledged answers == rows stored, no id twice, every double click refused). The baseline,
+measured in the same run, is one reader alone on the same server: `ratio_throughput_vs_single`
+says how much concurrency buys, `ratio_p99_vs_single` what it costs in tail latency.
+
+    .venv/bin/python benchmarks/bench_turing_load.py --readers 50 --answers 12
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tiger  # noqa: E402,F401
+from tqdm import tqdm  # noqa: E402
+
+from turing_test.manifest import load_manifest  # noqa: E402
+from turing_test.simulate import percentile, run_readers, setup_study  # noqa: E402
+from turing_test.storage import default_url, open_store  # noqa: E402
+from ui.turing_api import free_port, spawn_api_server  # noqa: E402
+
+PASSWORD = "benchmark password"
+
+
+def _stats(runs, wall: float) -> dict:
+    lat = [x for r in runs for x in r.latencies_s]
+    acked = [a for r in runs for a in r.acknowledged]
+    return {"answers": len(acked), "wall_s": round(wall, 3), "answers_per_s": round(len(acked) / wall, 2),
+            "p50_ms": round(percentile(lat, 50) * 1000, 1), "p99_ms": round(percentile(lat, 99) * 1000, 1),
+            "errors": [e for r in runs for e in r.errors][:5], "acknowledged_ids": acked,
+            "duplicates_refused": sum(r.duplicates_refused for r in runs)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readers", type=int, default=50)
+    parser.add_argument("--answers", type=int, default=12, help="answers per reader (bounded run)")
+    parser.add_argument("--double-submit-rate", type=float, default=0.2)
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file)")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from fixtures_turing import make_case_folder
+
+    work = Path(tempfile.mkdtemp(prefix="tiger_bench_turing_"))
+    manifest = make_case_folder(work / "cases", n_real=10, n_synthetic=10)
+    data = work / "data"
+    url = args.db or default_url(data)
+    store = open_store(url, data_dir=data)
+    specs = load_manifest(manifest)
+    with tqdm(total=2, desc="creating readers and studies (argon2)", unit="study") as bar:
+        sid, creds = setup_study(store, specs, args.readers, PASSWORD, name="load")
+        bar.update()
+        base_sid, base_creds = setup_study(store, specs, 1, PASSWORD, name="baseline", prefix="solo")
+        bar.update()
+    port = free_port()
+    proc = spawn_api_server(port, {"TIGER_DB_URL": url, "TIGER_DATA_DIR": str(data)}, log_path=work / "server.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        solo_runs, solo_wall = run_readers(base, base_creds, base_sid, max_answers=args.answers, double_submit_rate=0)
+        runs, wall = run_readers(base, creds, sid, max_answers=args.answers,
+                                 double_submit_rate=args.double_submit_rate)
+    finally:
+        proc.kill()
+        proc.wait()
+    solo, load = _stats(solo_runs, solo_wall), _stats(runs, wall)
+    stored = store.count_answers(sid)
+    acked = load.pop("acknowledged_ids")
+    solo.pop("acknowledged_ids")
+    exactly_once = stored == len(acked) == len(set(acked)) == args.readers * args.answers and not load["errors"]
+    result = {
+        "benchmark": "turing_load", "database": store.engine.dialect.name, "readers": args.readers,
+        "answers_per_reader": args.answers, **load, "stored": stored, "exactly_once": exactly_once,
+        "baseline_single_reader": solo,
+        "ratio_throughput_vs_single": round(load["answers_per_s"] / solo["answers_per_s"], 2),
+        "ratio_p99_vs_single": round(load["p99_ms"] / solo["p99_ms"], 2),
+    }
+    print(json.dumps(result, indent=2))
+    store.engine.dispose()
+    if exactly_once:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"kept {work} for inspection (server.log, database)", file=sys.stderr)
+    return 0 if exactly_once else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
