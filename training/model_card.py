@@ -338,18 +338,23 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
     ]
     stages = info.get("stages", {})
     if stages:
-        lines += ["| stage | steps | wall-clock (min) | device | final loss |", "|---|---|---|---|---|"]
+        lines += ["| stage | steps | training wall-clock (min) | device | precision |", "|---|---|---|---|---|"]
         for name, st in stages.items():
-            lines.append(f"| {name} | {st.get('steps', 'n/a')} | {_fmt(st.get('seconds', float('nan')) / 60, 1)} | "
-                         f"{st.get('device', 'n/a')} | {_fmt(st.get('final_loss'), 4)} |")
+            lines.append(f"| {name} | {st.get('steps', 'n/a')} | {_fmt(st.get('train_seconds', float('nan')) / 60, 1)} | "
+                         f"{st.get('device', 'n/a')} | {st.get('mixed_precision', 'n/a')} |")
         lines.append("")
-    for extra in ("hardware", "preset", "precision"):
+    for extra in ("preset", "train_images", "python", "torch"):
         if extra in info:
             lines.append(f"- {extra}: {info[extra]}")
-    vae = info.get("vae_eval") or {}
+    if "command" in info:
+        lines += ["", "Trained with (two runs of the same command on a borrowed GPU; the second resumed "
+                  "coarse from its checkpoint and skipped the finished stages):", "", "```bash",
+                  info["command"], "```"]
+    vae = (stages.get("vae") or {}).get("val") or {}
     if vae:
-        lines += ["", f"Autoencoder on held-out validation images: PSNR {_fmt(vae.get('psnr'), 2)} dB, "
-                  f"variance-of-Laplacian ratio (reconstruction / input) {_fmt(vae.get('laplacian_ratio'), 3)}."]
+        lines += ["", f"Autoencoder on {vae.get('images')} held-out validation images: PSNR "
+                  f"{_fmt(vae.get('psnr_db'), 2)} dB (target 28), variance-of-Laplacian ratio "
+                  f"(reconstruction / input) {_fmt(vae.get('laplacian_var_ratio'), 3)} (target >= 0.7)."]
     curves = sorted(p.name for p in (model / "training_log").glob("*.png")) if (model / "training_log").exists() else []
     for c in curves:
         lines.append(f"\n![{c}](training_log/{c})")
@@ -378,7 +383,11 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
     for g, e in ev["chip_fidelity"].items():
         lines.append(f"| {g} | {_fmt(e['generated_accuracy'], 2)} (n={e['n']}) | "
                      f"{_fmt(e.get('real_accuracy'), 2)} (n={e.get('real_n', 0)}) | {_fmt(e['chance'], 2)} |")
-    lines += ["", "## Samples", ""]
+    verdict = ("beats" if b.get("fid", 1e9) < a.get("fid", -1) and b.get("cmmd", 1e9) < a.get("cmmd", -1)
+               else "does not beat")
+    lines += ["", f"At this training length the full model {verdict} the coarse text-only model on both FID "
+              "and CMMD; the fine stage (ControlNets + AFF) is the shortest-trained part of the chain.",
+              "", "## Samples", ""]
     for name, f in ev["grids"].items():
         lines.append(f"![{name}]({f})\n")
     lines += ["## Reproduce", "", "```bash", command, "```", "",
@@ -398,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-seed", type=int, default=None, help="default: the one in train_info.json, else 0")
     p.add_argument("--device", default=None)
+    p.add_argument("--card-only", action="store_true", help="rewrite README.md from an existing eval.json")
     args = p.parse_args(argv)
     out = args.out or args.model
     out.mkdir(parents=True, exist_ok=True)
@@ -405,8 +415,11 @@ def main(argv: list[str] | None = None) -> None:
     if split_seed is None:
         info = args.model / "training_log" / "train_info.json"
         split_seed = json.loads(info.read_text()).get("split_seed", 0) if info.exists() else 0
-    ev = evaluate(args.model, args.data, out, args.n, args.steps, args.seed, split_seed, args.device)
-    (out / "eval.json").write_text(json.dumps(ev, indent=1, default=float))
+    if args.card_only:
+        ev = json.loads((out / "eval.json").read_text())
+    else:
+        ev = evaluate(args.model, args.data, out, args.n, args.steps, args.seed, split_seed, args.device)
+        (out / "eval.json").write_text(json.dumps(ev, indent=1, default=float))
     command = (f"python -m training.model_card --model {args.model} --data {args.data} --n {args.n} "
                f"--steps {args.steps} --seed {args.seed} --split-seed {split_seed}")
     card = write_card(args.model, out, ev, command)
