@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import tiger  # noqa: F401  (offline settings before third-party imports)
 import torch
@@ -504,3 +504,17 @@ def write_json(path: str | Path, obj: dict) -> None:
 
 def trainable(params: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
     return [p for p in params if p.requires_grad]
+
+
+def stage_main(build_parser: Callable[[], argparse.ArgumentParser], train: Callable[[argparse.Namespace], object],
+               argv: list[str] | None = None) -> int:
+    """The command-line body every stage shares: parse, train, print the result; bad input -> exit 2
+    with the message (TrainingInputError, DatasetFormatError, PresetError are ValueErrors)."""
+    args = build_parser().parse_args(argv)
+    try:
+        done = train(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(done)
+    return 0

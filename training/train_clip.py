@@ -14,13 +14,12 @@ of each other (soft targets over equal texts) instead of as false negatives.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import tiger  # noqa: F401
 import torch
 import torch.nn.functional as F
 
-from training.common import (StageRun, TrainingInputError, add_common_args, batch_indices,
+from training.common import (stage_main, StageRun, TrainingInputError, add_common_args, batch_indices,
                              load_split, random_hflip)
 
 
@@ -109,14 +108,7 @@ def retrieval_top1(model, images: torch.Tensor, token_ids: torch.Tensor) -> floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        done = train(args)
-    except (ValueError, FileNotFoundError) as e:  # TrainingInputError, DatasetFormatError, PresetError, ...
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(done)
-    return 0
+    return stage_main(build_parser, train, argv)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,12 @@ one encoder and under classifier-free guidance.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import tiger  # noqa: F401
 import torch
 
-from training.common import (EMA, StageRun, TrainingInputError, add_common_args, batch_indices,
+from training.common import (stage_main, EMA, StageRun, TrainingInputError, add_common_args, batch_indices,
                              drop_texts, load_split, trainable)
 from training.diffusion import (TextBank, flip_choice, load_frozen, noisy_v_batch, prepare_latents,
                                 weighted_mse)
@@ -135,14 +134,7 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        done = train(args)
-    except (ValueError, FileNotFoundError) as e:  # TrainingInputError, DatasetFormatError, PresetError, ...
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(done)
-    return 0
+    return stage_main(build_parser, train, argv)
 
 
 if __name__ == "__main__":

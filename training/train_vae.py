@@ -17,12 +17,11 @@ unit-variance latents.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import tiger  # noqa: F401
 import torch
 
-from training.common import (StageRun, TrainingInputError, add_common_args, batch_indices,
+from training.common import (stage_main, StageRun, TrainingInputError, add_common_args, batch_indices,
                              load_split, random_hflip, trainable)
 from training.discriminator import PatchDiscriminator, adaptive_weight, gan_ramp, hinge_d_loss, hinge_g_loss
 
@@ -161,14 +160,7 @@ def latent_scaling_factor(vae, images: torch.Tensor, batch_size: int = 64) -> fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        done = train(args)
-    except (ValueError, FileNotFoundError) as e:  # TrainingInputError, DatasetFormatError, PresetError, ...
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(done)
-    return 0
+    return stage_main(build_parser, train, argv)
 
 
 if __name__ == "__main__":

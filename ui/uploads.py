@@ -120,7 +120,7 @@ def load_grey_image(upload: Any, what: str = "image") -> np.ndarray:
             return np.asarray(im.convert("L"), dtype=np.uint8)
     except UploadError:
         raise
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ImportError, Image.DecompressionBombError) as exc:
         raise UploadError(
             f"'{path.name}' is not an image this app can read. Upload a PNG, JPEG or DICOM file."
         ) from exc
