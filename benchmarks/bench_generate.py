@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from tiger import nets  # noqa: E402
-from tiger.device import matmul_gflops, pick_device  # noqa: E402
+from tiger.device import count_flops, matmul_gflops, pick_device  # noqa: E402
 from tiger.pipeline import TigerPipeline  # noqa: E402
 
 CHIPS = {"malignancy": "malignant", "subtype": "medullary", "composition": "solid", "echogenicity": "hypoechoic",
@@ -97,13 +97,6 @@ def run_stock(stock, pipe, mask, sob, args):
                 image=[m, s], height=S, width=S, num_inference_steps=args.steps, guidance_scale=args.guidance,
                 generator=gens, output_type="np", num_images_per_prompt=1)
     return out.images
-
-
-def count_flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return float(fc.get_total_flops())
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from tiger import nets  # noqa: E402
-from tiger.device import matmul_gflops, pick_device  # noqa: E402
+from tiger.device import count_flops, matmul_gflops, pick_device  # noqa: E402
 
 TEXT_FG = "malignant, medullary carcinoma, solid composition, hypoechoic, round/oval"
 TEXT_BG = "thyroid ultrasound image, transverse plane"
@@ -87,13 +87,6 @@ class Stepper:
         f_fusion = c["unet"](noisy, b["t"], b["full"], down_block_additional_residuals=res[:-1],
                              mid_block_additional_residual=res[-1]).sample
         return self._finish(F.mse_loss(f_sd + beta * (f_fusion - f_sd), target))
-
-
-def count_flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return float(fc.get_total_flops())
 
 
 def main() -> None:

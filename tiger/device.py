@@ -60,3 +60,12 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
         a @ b
     dt = time.perf_counter() - t
     return 2 * n**3 * repeats / dt / 1e9
+
+
+def count_flops(fn) -> float:
+    """FLOPs of one call of `fn` (torch's FlopCounterMode), for benchmark throughput shares."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return float(fc.get_total_flops())
