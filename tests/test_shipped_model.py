@@ -62,3 +62,21 @@ def test_generated_images_look_like_ultrasound_not_blank_or_noise(pipe, ddti_can
         assert s["lag1"] > 0.5, f"lag-1 autocorrelation {s['lag1']:.2f}: looks like noise"
     noise = np.random.default_rng(0).integers(0, 256, (128, 128)).astype(np.uint8)
     assert _stats(noise)["lag1"] < 0.1  # the check itself can fail: white noise is rejected
+
+
+def test_shipped_segmenter_finds_nodules_on_test_images(shipped_model_dir, ddti_canonical):
+    """The segmenter shipped with the model (Reference mode's "predict mask") overlaps real outlines."""
+    from tiger.data import split
+    from tiger.segment import default_segmenter
+
+    seg = default_segmenter(shipped_model_dir)
+    assert seg is not None, "models/tiger-tiny-ddti/segmenter is missing"
+    test = split(load_metadata(ddti_canonical), seed=0)["test"][:12]
+    ious = []
+    for r in test:
+        img = np.asarray(Image.open(ddti_canonical / r["file_name"]).convert("L"))
+        truth = np.asarray(Image.open(ddti_canonical / r["mask"]).convert("L")) > 127
+        pred = np.asarray(seg.predict_mask(img)) > 127
+        union = (truth | pred).sum()
+        ious.append((truth & pred).sum() / union if union else 1.0)
+    assert np.mean(ious) > 0.3, f"mean IoU {np.mean(ious):.2f} on 12 test images"

@@ -6,6 +6,8 @@ condition); the chips say which features to keep or change. The mask comes from 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Any
 
 import gradio as gr
@@ -35,14 +37,14 @@ def load_reference(ctx: AppContext, upload: Any) -> dict[str, Any]:
     return {"image": grey, "sobel": sobel, "mask": None}
 
 
-def predict_mask(ref: dict[str, Any] | None) -> dict[str, Any]:
-    """Segment the nodule with the trained segmenter (tiger.segment), when there is one."""
+def predict_mask(ref: dict[str, Any] | None, model_dir: Path) -> dict[str, Any]:
+    """Segment the nodule with the segmenter shipped in the app's model folder, when there is one."""
     ref = _need(ref)
     try:
         from tiger.segment import default_segmenter
     except ImportError:
         default_segmenter = None  # type: ignore[assignment]
-    seg = default_segmenter() if default_segmenter is not None else None
+    seg = default_segmenter(model_dir) if default_segmenter is not None else None
     if seg is None:
         raise NoSegmenter("No nodule segmenter is trained in this build: draw the outline or upload a mask.")
     mask = np.asarray(seg.predict_mask(ref["image"]), dtype=np.uint8)
@@ -155,7 +157,7 @@ def build(ctx: AppContext) -> None:
                    api_name="reference_mask")
 
     def on_predict(ref: Any) -> tuple:
-        new = predict_mask(ref)
+        new = predict_mask(ref, ctx.model_dir)
         return new, preview_images(new)[1]
 
     seg_btn.click(friendly(on_predict), ref_state, [ref_state, conditions], api_name="reference_predict_mask")
