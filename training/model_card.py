@@ -383,6 +383,14 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
     for g, e in ev["chip_fidelity"].items():
         lines.append(f"| {g} | {_fmt(e['generated_accuracy'], 2)} (n={e['n']}) | "
                      f"{_fmt(e.get('real_accuracy'), 2)} (n={e.get('real_n', 0)}) | {_fmt(e['chance'], 2)} |")
+    seg_report = model / "segmenter" / "report.json"
+    if seg_report.exists():
+        seg = json.loads(seg_report.read_text())
+        t = seg.get("test", {})
+        lines += ["", f"Nodule segmenter (`segmenter/`, {seg.get('architecture', 'YOLOv8n-seg')}, "
+                  f"{seg.get('epochs')} epochs at {seg.get('imgsz')} px, `training/train_segmenter.py`): "
+                  f"test-split IoU {_fmt(t.get('iou'))}, Dice {_fmt(t.get('dice'))} (n={t.get('n')}, "
+                  f"missed {t.get('missed')})."]
     verdict = ("beats" if b.get("fid", 1e9) < a.get("fid", -1) and b.get("cmmd", 1e9) < a.get("cmmd", -1)
                else "does not beat")
     lines += ["", f"At this training length the full model {verdict} the coarse text-only model on both FID "
