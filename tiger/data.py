@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from tiger.knowledge import validate_chips
+
 SPLITS = ("train", "val", "test")
 LABEL_INDEX = {"benign": 0, "malignant": 1, None: -1}
 REQUIRED_KEYS = ("id", "file_name", "mask", "condition_bg", "text_fg", "text_bg", "label", "group")
@@ -140,3 +142,16 @@ class TigerDataset(Dataset):
             "label": LABEL_INDEX[r["label"]],
             "id": r["id"],
         }
+
+
+def record_chips(rec: dict) -> dict:
+    """The chips a canonical row was described with (features, label, subtype, plane), validated:
+    what the model was prompted with for that image, to re-synthesise it or evaluate against it."""
+    chips = dict(rec.get("features") or {})
+    if rec.get("label") in ("benign", "malignant"):
+        chips["malignancy"] = rec["label"]
+    if rec.get("subtype"):
+        chips["subtype"] = rec["subtype"]
+    if rec.get("plane"):
+        chips["plane"] = rec["plane"]
+    return validate_chips(chips)

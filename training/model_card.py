@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 import tiger  # noqa: F401
 from tiger import knowledge
-from tiger.data import load_metadata, split
+from tiger.data import load_metadata, record_chips, split
 from tiger.device import pick_device
 
 # Chip changes shown in the per-chip grid and checked by the fidelity test.
@@ -54,18 +54,6 @@ def _grey(path: Path, size: int) -> np.ndarray:
     if img.size != (size, size):
         img = img.resize((size, size), Image.BICUBIC)
     return np.asarray(img, dtype=np.uint8)
-
-
-def record_chips(rec: dict) -> dict:
-    """The chips a dataset row was described with (features + label + plane), validated."""
-    chips = dict(rec.get("features") or {})
-    if rec.get("label") in ("benign", "malignant"):
-        chips["malignancy"] = rec["label"]
-    if rec.get("subtype"):
-        chips["subtype"] = rec["subtype"]
-    if rec.get("plane"):
-        chips["plane"] = rec["plane"]
-    return knowledge.validate_chips(chips)
 
 
 def _labelled_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], col_labels: Sequence[str] | None,
