@@ -292,3 +292,82 @@ def test_bad_input_is_explained(tmp_path, ddti_small):
         train_chain.stage_argv("vae", train_chain.build_parser().parse_args(
             ["--data", "d", "--out", "o", "--minutes", "vea=3"]), tmp_path, "cpu")
     assert train_coarse.main(["--data", str(ddti_small), "--out", str(tmp_path / "c"), *COMMON]) == 2
+
+
+# ------------------------------------------------------------------ continuing a finished model
+
+def _state(folder: Path, sub: str = "") -> dict:
+    f = next((folder / sub).glob("*.safetensors"))
+    return {k: v.float() for k, v in load_file(str(f)).items()}
+
+
+def test_local_hf_term_asks_for_the_inputs_fine_texture(ddti_small):
+    """Zero for a perfect reconstruction, large for a smoothed one (the speckle lost), and it
+    compares regions: texture moved to another part of the image is not free."""
+    x = load_split(ddti_small, "train").images[:4]
+    smooth = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 4), scale_factor=4, mode="bilinear")
+    assert train_vae.local_hf_l1(x, x).item() == 0.0
+    assert train_vae.local_hf_l1(smooth, x).item() > 0.5
+    assert train_vae.local_hf_l1(x.flip(-2), x).item() > 0.1
+
+
+def test_decoder_only_continuation_keeps_the_latent_space(chain, ddti_small, tmp_path):
+    _, work, _ = chain
+    init = work / "vae" / "model"
+    done = _run(train_vae, ddti_small, tmp_path, "--init", str(init), "--train-part", "decoder", "--hf-weight",
+                "0.05", "--no-disc", "--crop", "0", "--max-steps", "3", "--batch-size", "4", "--lr", "1e-3")
+    assert done["train_part"] == "decoder" and done["steps"] == 3 and "hf" in read_csv(tmp_path / "log.csv")[0]
+    before, after = _state(init), _state(tmp_path / "model")
+    enc = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    dec = [k for k in before if k.startswith("decoder.")]
+    assert enc and dec
+    assert all(torch.equal(before[k], after[k]) for k in enc)
+    assert any(not torch.equal(before[k], after[k]) for k in dec)
+    cfg = lambda p: json.loads((p / "config.json").read_text())["scaling_factor"]  # noqa: E731
+    assert cfg(tmp_path / "model") == cfg(init)
+    with pytest.raises(TrainingInputError, match="needs --init"):
+        _run(train_vae, ddti_small, tmp_path / "x", "--train-part", "decoder", "--max-steps", "1")
+
+
+def test_continued_stages_update_a_model_folder(chain, ddti_small, tmp_path):
+    """train_fine --init starts from a model folder's own ControlNets and fusion (step 0 equals
+    them), and continue_model swaps continued parts into a copy of the folder, which loads and
+    samples, keeps the untouched parts byte for byte and logs the continuation."""
+    import shutil
+
+    from tiger.pipeline import TigerPipeline
+    from training import continue_model
+
+    out, work, _ = chain
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    args = [*_stage_inputs(work), "--unet", str(work / "coarse" / "model"), "--init", str(model), "--no-ema",
+            "--batch-size", "4", "--lr", "1e-3"]
+    _run(train_fine, ddti_small, tmp_path / "fine0", "--max-steps", "0", *args)
+    for part in continue_model.FINE_PARTS:
+        a, b = _state(model, part), _state(tmp_path / "fine0" / "model", part)
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+    _run(train_fine, ddti_small, tmp_path / "fine", "--max-steps", "2", *args)
+    vae_run = tmp_path / "vae"
+    _run(train_vae, ddti_small, vae_run, "--init", str(model / "vae"), "--train-part", "decoder", "--no-disc",
+         "--crop", "0", "--max-steps", "2", "--batch-size", "4")
+    unet_bytes = (model / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+    assert continue_model.main(["--base", str(model), "--vae", str(vae_run), "--fine", str(tmp_path / "fine"),
+                                "--model-id", "micro-v2"]) == 0
+    assert (model / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == unet_bytes
+    new_fg, trained_fg = _state(model, "controlnet_fg"), _state(tmp_path / "fine" / "model", "controlnet_fg")
+    assert all(torch.allclose(new_fg[k], trained_fg[k], atol=1e-2, rtol=1e-2) for k in new_fg)
+    assert all(v.dtype == torch.float16 for v in load_file(str(model / "vae" / "diffusion_pytorch_model.safetensors")).values())
+    info = json.loads((model / "training_log" / "train_info.json").read_text())
+    cont = info["continuations"][-1]
+    assert cont["stages"]["fine"]["steps"] == 2 and cont["stages"]["vae"]["train_part"] == "decoder"
+    assert cont["model_id"]["to"] == "micro-v2" and (model / "training_log" / "fine_continued.csv").exists()
+    pipe = TigerPipeline.from_pretrained(model)
+    assert pipe.model_id == "micro-v2"
+    assert pipe(chips={"composition": "solid"}, num_inference_steps=2, seed=1).images[0].size == (128, 128)
+
+    # a whole-VAE run (new latent scale) would silently break the UNets: refused
+    full = tmp_path / "vae-full"
+    _run(train_vae, ddti_small, full, "--init", str(model / "vae"), "--no-disc", "--max-steps", "2", "--batch-size", "4")
+    assert continue_model.main(["--base", str(model), "--vae", str(full)]) == 2

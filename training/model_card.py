@@ -305,6 +305,25 @@ def _fmt(v: float | None, nd: int = 3) -> str:
     return f"{v:.{nd}f}"
 
 
+def _continuation_lines(info: dict) -> list[str]:
+    """Stages continued from the shipped weights in later sessions (training.continue_model)."""
+    conts = info.get("continuations", [])
+    if not conts:
+        return []
+    lines = ["", "Continued later from the shipped fp16 weights (`training.continue_model`; the other "
+             "stages kept as they were):", "", "| continuation | stage | steps | training wall-clock (min) | "
+             "device | precision | how |", "|---|---|---|---|---|---|---|"]
+    for i, c in enumerate(conts, 1):
+        for name, st in c.get("stages", {}).items():
+            how = ("decoder only (encoder frozen), see the command below" if name == "vae"
+                   else f"ControlNets + AFF from {st.get('init') or 'the coarse UNet'}")
+            lines.append(f"| {i} | {name} | {st.get('steps', 'n/a')} | {_fmt(st.get('train_seconds', float('nan')) / 60, 1)}"
+                         f" | {st.get('device', 'n/a')} | {st.get('mixed_precision', 'n/a')} | {how} |")
+        for cmd in c.get("commands", []):
+            lines += ["", "```bash", cmd, "```"]
+    return lines
+
+
 def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
     """README.md of the model folder, from eval.json and train_info.json only."""
     info_path = model / "training_log" / "train_info.json"
@@ -338,11 +357,15 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
         lines += ["", "Trained with (two runs of the same command on a borrowed GPU; the second resumed "
                   "coarse from its checkpoint and skipped the finished stages):", "", "```bash",
                   info["command"], "```"]
-    vae = (stages.get("vae") or {}).get("val") or {}
-    if vae:
-        lines += ["", f"Autoencoder on {vae.get('images')} held-out validation images: PSNR "
-                  f"{_fmt(vae.get('psnr_db'), 2)} dB (target 28), variance-of-Laplacian ratio "
-                  f"(reconstruction / input) {_fmt(vae.get('laplacian_var_ratio'), 3)} (target >= 0.7)."]
+    lines += _continuation_lines(info)
+    vae_runs = [("first chain", (stages.get("vae") or {}).get("val") or {})]
+    vae_runs += [("decoder continuation", c["stages"]["vae"].get("val") or {})
+                 for c in info.get("continuations", []) if "vae" in c.get("stages", {})]
+    for label, vae in vae_runs:
+        if vae:
+            lines += ["", f"Autoencoder ({label}) on {vae.get('images')} held-out validation images: PSNR "
+                      f"{_fmt(vae.get('psnr_db'), 2)} dB (target 28), variance-of-Laplacian ratio "
+                      f"(reconstruction / input) {_fmt(vae.get('laplacian_var_ratio'), 3)} (target >= 0.7)."]
     curves = sorted(p.name for p in (model / "training_log").glob("*.png")) if (model / "training_log").exists() else []
     for c in curves:
         lines.append(f"\n![{c}](training_log/{c})")

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--vae", default=None, help="trained VAE folder (tiny/micro)")
     ap.add_argument("--text-encoder", default=None, help="trained domain CLIP folder (tiny/micro)")
     ap.add_argument("--unet", required=True, help="coarse-stage UNet folder (frozen here)")
+    ap.add_argument("--init", default=None,
+                    help="continue from the controlnet_fg/, controlnet_bg/ and fusion/ of this model folder "
+                         "(e.g. the shipped model) instead of copies of the coarse UNet")
     ap.add_argument("--fusion-lr", type=float, default=None, help="AFF learning rate (default: --lr x 10)")
     ap.add_argument("--text-dropout", type=float, default=0.1)
     ap.add_argument("--cond-dropout", type=float, default=0.05)
@@ -49,6 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _keep(n: int, p: float, g: torch.Generator) -> torch.Tensor:
     return (torch.rand(n, generator=g, device=g.device) >= p).float().view(n, 1, 1, 1)
+
+
+def _fresh_fine_parts(unet, preset: str, vae) -> tuple:
+    """ControlNets copied from the coarse UNet and an AFF fusion that starts as fg + bg."""
+    from tiger import nets
+    cn_fg, cn_bg = nets.build_controlnets(unet, preset, vae=vae)
+    return cn_fg, cn_bg, nets.build_fusion(cn_fg, preset)
+
+
+def _load_fine_parts(folder: Path) -> tuple:
+    """The fine-stage parts of a finished model folder, in fp32, to train on from there."""
+    from diffusers import ControlNetModel
+
+    from tiger import nets
+    parts = []
+    for sub, cls in (("controlnet_fg", ControlNetModel), ("controlnet_bg", ControlNetModel), ("fusion", nets.AFFFusion)):
+        if not (folder / sub / "config.json").exists():
+            raise TrainingInputError(f"--init {folder} has no {sub}/config.json")
+        parts.append(cls.from_pretrained(str(folder / sub), torch_dtype=torch.float32))
+    return tuple(parts)
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -70,8 +93,8 @@ def train(args: argparse.Namespace) -> dict:
     unet = UNet2DConditionModel.from_pretrained(args.unet, torch_dtype=torch.float32)
     unet.to(dev).eval().requires_grad_(False)
     torch.manual_seed(args.seed)
-    cn_fg, cn_bg = nets.build_controlnets(unet, args.preset, vae=frozen.vae)
-    fusion = nets.build_fusion(cn_fg, args.preset)
+    cn_fg, cn_bg, fusion = (_load_fine_parts(Path(args.init)) if args.init
+                            else _fresh_fine_parts(unet, args.preset, frozen.vae))
     for m in (cn_fg, cn_bg, fusion):
         m.to(dev, torch.float32).train()
     opt_fg = torch.optim.AdamW(trainable(cn_fg.parameters()), lr=args.lr, weight_decay=1e-2)
@@ -120,7 +143,7 @@ def train(args: argparse.Namespace) -> dict:
                 emas[name].update(acc.unwrap_model(m))
         run.end_step({"loss": loss.item()})
 
-    info = {"resumed": resumed, "ema": bool(emas), "optimizers": "AdamW x3 (FG ControlNet, BG ControlNet, AFF fusion)",
+    info = {"resumed": resumed, "init": args.init, "ema": bool(emas), "optimizers": "AdamW x3 (FG ControlNet, BG ControlNet, AFF fusion)",
             "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout}
     if acc.is_main_process:
         for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):

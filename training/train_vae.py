@@ -12,6 +12,15 @@ then raised the L1 by 80%. At the end the latent scaling factor is
 measured on the training split and written into the VAE config, so the diffusion stages see
 unit-variance latents.
 
+Decoder-only continuation (--train-part decoder --init <vae folder>): the encoder and the
+quant conv stay frozen, so the latent space, and with it every diffusion stage already trained
+on it, stays valid while the decoder learns to render more detail. The local high-frequency
+term (--hf-weight) asks every 8x8 region for the energy of the Laplacian that the input has
+there: speckle density differs by tissue, and the global FFT term spread hallucinated energy
+over all frequencies, costing PSNR (25.6 dB with the critic). Measured on the CPU from the
+first shipped VAE: 80 decoder steps with L1 + 0.02 x this term went from 25.6 dB / ratio 1.14
+to 28.4 dB / 0.59.
+
     python -m training.train_vae --data data/ddti-128 --out runs/tiny/stages/vae --preset tiny --max-minutes 6
 """
 from __future__ import annotations
@@ -20,6 +29,7 @@ import argparse
 
 import tiger  # noqa: F401
 import torch
+import torch.nn.functional as F
 
 from training.common import (stage_main, StageRun, TrainingInputError, add_common_args, batch_indices,
                              load_split, random_hflip, trainable)
@@ -44,7 +54,25 @@ def random_crops(images: torch.Tensor, size: int, g: torch.Generator) -> torch.T
     return torch.stack([images[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys, xs))])
 
 
-def vae_losses(vae, x: torch.Tensor, fft_weight: float, kl_weight: float, sample_g: torch.Generator | None = None):
+_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def local_hf_energy(x: torch.Tensor, cell: int = 8) -> torch.Tensor:
+    """Mean squared Laplacian per cell x cell region (images in [-1, 1] -> N x C x H/cell x W/cell)."""
+    k = torch.tensor(_LAPLACIAN, device=x.device, dtype=torch.float32).view(1, 1, 3, 3).repeat(x.shape[1], 1, 1, 1)
+    lap = F.conv2d((x.float() + 1) / 2, k, groups=x.shape[1])
+    return F.avg_pool2d(lap.pow(2), cell)
+
+
+def local_hf_l1(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """L1 between local high-frequency energy maps, relative to the batch's mean input energy."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        ex, er = local_hf_energy(x), local_hf_energy(rec)
+        return (er - ex).abs().mean() / ex.mean().clamp_min(1e-8)
+
+
+def vae_losses(vae, x: torch.Tensor, fft_weight: float, kl_weight: float, sample_g: torch.Generator | None = None,
+               hf_weight: float = 0.0):
     """(total reconstruction loss, reconstruction, parts) for one batch."""
     post = vae.encode(x).latent_dist
     z = post.sample(generator=sample_g) if sample_g is not None else post.mode()
@@ -53,7 +81,12 @@ def vae_losses(vae, x: torch.Tensor, fft_weight: float, kl_weight: float, sample
     ff = fft_amplitude_l1(rec, x)
     kl = post.kl().float().mean() / (x.shape[-1] * x.shape[-2])
     total = l1 + fft_weight * ff + kl_weight * kl
-    return total, rec, {"l1": l1.item(), "fft": ff.item(), "kl": kl.item()}
+    parts = {"l1": l1.item(), "fft": ff.item(), "kl": kl.item()}
+    if hf_weight:
+        hf = local_hf_l1(rec, x)
+        total = total + hf_weight * hf
+        parts["hf"] = hf.item()
+    return total, rec, parts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the adversarial term enters only once the critic's smoothed loss fell below this "
                          "(2.0 = chance): a critic that has learnt nothing must not steer the decoder")
     ap.add_argument("--max-adaptive-weight", type=float, default=10.0)
+    ap.add_argument("--hf-weight", type=float, default=0.0, help="local high-frequency (Laplacian energy) term")
     ap.add_argument("--init", default=None, help="start from this VAE folder instead of the preset's fresh VAE")
+    ap.add_argument("--train-part", default="all", choices=("all", "decoder"),
+                    help="decoder: freeze encoder and quant conv (keeps the latent space of trained diffusion stages)")
     return ap
 
 
@@ -89,6 +125,12 @@ def train(args: argparse.Namespace) -> dict:
     vae = (AutoencoderKL.from_pretrained(args.init, torch_dtype=torch.float32) if args.init
            else nets.build_vae(args.preset))
     vae.to(dev, torch.float32).train()
+    if args.train_part == "decoder":
+        if not args.init:
+            raise TrainingInputError("--train-part decoder needs --init: a fresh encoder must be trained too")
+        vae.encoder.requires_grad_(False)
+        if vae.quant_conv is not None:
+            vae.quant_conv.requires_grad_(False)
     opt = torch.optim.AdamW(trainable(vae.parameters()), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     disc = PatchDiscriminator(in_channels=data.images.shape[1]).to(dev)
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.disc_lr, betas=(0.5, 0.9))
@@ -108,7 +150,8 @@ def train(args: argparse.Namespace) -> dict:
         gate = run.state.extra.setdefault("gate_open", False)
         g_weight = g_weight if gate else 0.0
         with acc.autocast():
-            rec_loss, rec, parts = vae_losses(vae, x, args.fft_weight, args.kl_weight, run.rng(1))
+            rec_loss, rec, parts = vae_losses(vae, x, args.fft_weight, args.kl_weight, run.rng(1),
+                                               args.hf_weight)
             loss = rec_loss
             if g_weight > 0:
                 g_loss = hinge_g_loss(disc(rec))
@@ -138,9 +181,10 @@ def train(args: argparse.Namespace) -> dict:
 
     raw = acc.unwrap_model(vae)
     raw.eval()
-    info = {"resumed": resumed}
+    info = {"resumed": resumed, "init": args.init, "train_part": args.train_part, "hf_weight": args.hf_weight}
     if acc.is_main_process:
-        raw.register_to_config(scaling_factor=latent_scaling_factor(raw, data.images))
+        if args.train_part == "all":  # a frozen encoder keeps its latents, hence their scale
+            raw.register_to_config(scaling_factor=latent_scaling_factor(raw, data.images))
         val = load_split(args.data, "val", args.split_seed, dev)
         info["val"] = evaluate_vae(raw, val.images)
         info["scaling_factor"] = raw.config.scaling_factor

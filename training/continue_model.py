@@ -1,0 +1,116 @@
+"""Write continued stages into an existing model folder: a decoder-only VAE run and/or a
+fine-stage run that started from the folder's own weights (train_vae --train-part decoder
+--init, train_fine --init).
+
+Why not training.export: export assembles a model from a full set of stage folders of one
+chain, but a continuation session has only the stages it trained (the others live on as the
+shipped fp16 weights, their checkpoints gone with the machine that made them). This keeps the
+untouched parts byte for byte, swaps in the continued ones (fp16), appends each continuation's
+log, loss curve and done.json to training_log/, and gives the folder a new model id so PNGs made
+by the earlier weights are not mistaken for this model's.
+
+    python -m training.continue_model --base models/tiger-tiny-ddti --vae runs/v2/vae \
+        --fine runs/v2/fine --model-id tiger-tiny-ddti-v2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import tiger  # noqa: F401
+import torch
+
+from training.common import TrainingInputError, stage_is_done
+
+FINE_PARTS = ("controlnet_fg", "controlnet_bg", "fusion")
+
+
+def _finished_model(stage_dir: Path, what: str) -> Path:
+    if not stage_is_done(stage_dir):
+        raise TrainingInputError(f"{what} run {stage_dir} has not finished (no done.json / model/)")
+    return stage_dir / "model"
+
+
+def _save_fp16(module: torch.nn.Module, dest: Path) -> None:
+    """Replace `dest` with the module's fp16 weights (diffusers save_pretrained)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    module.to(torch.float16).save_pretrained(str(dest))
+
+
+def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | Path | None = None,
+                   model_id: str | None = None, commands: list[str] | None = None) -> dict:
+    """Update the model folder `base` in place; returns the continuation record it appended."""
+    from diffusers import AutoencoderKL, ControlNetModel
+
+    from tiger import nets
+
+    base = Path(base)
+    index_path = base / "model_index.json"
+    if not index_path.exists():
+        raise TrainingInputError(f"{base} is not a model folder (no model_index.json)")
+    if vae is None and fine is None:
+        raise TrainingInputError("nothing to continue: give --vae and/or --fine")
+    f32 = dict(torch_dtype=torch.float32)
+    replaced: dict[str, dict] = {}
+    if vae is not None:
+        vae_dir = Path(vae)
+        model = _finished_model(vae_dir, "VAE")
+        new = AutoencoderKL.from_pretrained(str(model), **f32)
+        old = json.loads((base / "vae" / "config.json").read_text())
+        if abs(float(old.get("scaling_factor", 1)) - float(new.config.scaling_factor)) > 1e-6:
+            raise TrainingInputError("the continued VAE has another latent scale than the model's: only a "
+                                     "decoder-only run (--train-part decoder) keeps the trained UNets valid")
+        _save_fp16(new, base / "vae")
+        replaced["vae"] = {"run": str(vae_dir), **json.loads((vae_dir / "done.json").read_text())}
+    if fine is not None:
+        fine_dir = Path(fine)
+        model = _finished_model(fine_dir, "fine")
+        for part in FINE_PARTS:
+            cls = nets.AFFFusion if part == "fusion" else ControlNetModel
+            _save_fp16(cls.from_pretrained(str(model / part), **f32), base / part)
+        replaced["fine"] = {"run": str(fine_dir), **json.loads((fine_dir / "done.json").read_text())}
+
+    log = base / "training_log"
+    log.mkdir(exist_ok=True)
+    for stage, rec in replaced.items():
+        run = Path(rec["run"])
+        for src, dst in (("log.csv", f"{stage}_continued.csv"), ("loss.png", f"{stage}_continued_loss.png")):
+            if (run / src).exists():
+                shutil.copyfile(run / src, log / dst)
+    info_path = log / "train_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    record = {"stages": replaced, "commands": list(commands or [])}
+    index = json.loads(index_path.read_text())
+    if model_id:
+        record["model_id"] = {"from": index.get("tiger", {}).get("model_id"), "to": model_id}
+        index.setdefault("tiger", {})["model_id"] = model_id
+        index_path.write_text(json.dumps(index, indent=2))
+    info.setdefault("continuations", []).append(record)
+    info_path.write_text(json.dumps(info, indent=2, default=str))
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True, help="model folder to update in place")
+    ap.add_argument("--vae", default=None, help="finished decoder-only VAE stage folder")
+    ap.add_argument("--fine", default=None, help="finished fine stage folder (trained with --init)")
+    ap.add_argument("--model-id", default=None, help="new model id written into model_index.json")
+    ap.add_argument("--command", action="append", default=[],
+                    help="the training command of a continued stage, for the model card (repeatable)")
+    args = ap.parse_args(argv)
+    try:
+        rec = continue_model(args.base, args.vae, args.fine, args.model_id, args.command)
+    except (TrainingInputError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: {"run": v["run"], "steps": v.get("steps")} for k, v in rec["stages"].items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
