@@ -123,8 +123,10 @@ def test_generate_zip_and_recall(client: Client, tmp_path: Path):
     assert [e["seed"] for e in manifest["images"]] == [11, 12]
     assert all(e["chips"]["subtype"] == "papillary" for e in manifest["images"])
     recalled = client.predict(handle_file(gallery[1]["image"]), api_name="/recall_png")
-    # outputs: 11 chips, location, fg, bg, seed, random, steps, guidance, fg, bg, encoders, canvas, condition
+    # outputs: 11 chips, location, fg, bg, seed, random, steps, guidance, fg, bg, encoders, canvas, condition,
+    # size slider (the fraction the recalled mask measures)
     assert recalled[0] == "papillary" and recalled[14] == 12 and recalled[16] == 3
+    assert 0.1 <= recalled[-1] <= 0.9 and recalled[-1] == round(recalled[-1], 2)
 
 
 def test_steps_out_of_range(client: Client):

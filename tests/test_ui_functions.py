@@ -234,3 +234,6 @@ def test_send_back_restores_form_and_placement(micro_pipe, ui_model_dir: Path, t
     restored = form["state"]
     assert restored["background_id"] == bank_id and restored["location"] == "inferior"
     assert np.array_equal(restored["mask"] > 0, state["mask"] > 0)   # the exact condition comes back
+    # the Size slider follows the recalled nodule (its mask's measured fraction, on the slider's scale)
+    assert synthesize.recalled_size(restored) == pytest.approx(state["frac"], abs=0.06)
+    assert synthesize.recalled_size({**restored, "frac": 3.0}) == placement.SIZE_RANGE[1]

@@ -105,6 +105,15 @@ def resize(state: pl.Placement | None, frac: float) -> tuple:
     return _view(pl.set_size(_need(state), float(frac)))
 
 
+def recalled_size(state: pl.Placement | None) -> Any:
+    """The Size slider's value for a recalled placement: the fraction its mask measures,
+    clipped to the slider (a recalled nodule larger than the slider allows keeps its mask)."""
+    if not state or state.get("frac") is None:
+        return gr.update()
+    lo, hi = pl.SIZE_RANGE
+    return round(min(hi, max(lo, float(state["frac"]))), 2)
+
+
 def size_chip(state: pl.Placement | None, size: str) -> tuple:
     """The Size chip sets the slider's fraction and resizes the nodule."""
     if size not in cond.SIZE_FRACTIONS or not state:
@@ -371,14 +380,14 @@ def build(ctx: AppContext) -> None:
 
     recall_outputs = [*form.radios, location, form.text_fg, form.text_bg, settings.seed, settings.randomize,
                       settings.steps, settings.guidance, settings.fg_scale, settings.bg_scale,
-                      settings.encoders, placement, canvas, condition]
+                      settings.encoders, placement, canvas, condition, size]
 
     def _recall(record: dict[str, Any], state: Any) -> list[Any]:
         f = form_from_record(ctx, record, state)
         s = f["state"]
         return [*f["chips"], f["location"] or (s or {}).get("location"), f["text_fg"], f["text_bg"], f["seed"],
                 f["randomize"], f["steps"], f["guidance"], f["fg_scale"], f["bg_scale"], f["encoders"],
-                s, pl.canvas_for(s), pl.condition_preview(s)]
+                s, pl.canvas_for(s), pl.condition_preview(s), recalled_size(s)]
 
     def on_send_back(res: list, index: int | None, state: Any) -> list[Any]:
         if not res:
