@@ -150,3 +150,28 @@ def test_wrong_passwords_are_rate_limited_over_http(api):
     assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
     r = client.post("/api/turing/login", json={"username": "sen", "password": PASSWORD})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0 and "try again" in r.json()["error"]
+
+
+def test_answered_route_lists_own_answers_only(api, turing_manifest):
+    from turing_test.manifest import load_manifest
+
+    client, login, store, sid = api
+    jun, sen = login("jun"), login("sen")
+    url = f"/api/turing/studies/{sid}/answered"
+    assert client.get(url, headers=jun).json() == []
+    for _ in range(2):
+        item = client.get(f"/api/turing/studies/{sid}/next", headers=jun).json()
+        payload = ({"answer": "real"} if item["protocol"] == 1 else {"choice": item["options"][0]}
+                   if item["protocol"] == 2 else {"features": {f["group"]: False for f in item["features"]}})
+        r = client.post(f"/api/turing/studies/{sid}/answers", headers=jun, json={"item_id": item["item_id"],
+                                                                               "payload": payload})
+        assert r.status_code == 201, r.text
+    rows = client.get(url, headers=jun).json()
+    assert [x["number"] for x in rows] == [1, 2] and rows[1]["item_id"] == item["item_id"]
+    for secret in ('"truth"', '"method"', '"payload"', "synthetic", ".png"):
+        assert secret not in json.dumps(rows).replace("Real or synthetic", "")
+    assert client.get(url, headers=sen).json() == []  # another reader sees only their own
+    other = store.create_study("other", load_manifest(turing_manifest)[:4], protocols=[1], readers=["sen"])
+    assert client.get(f"/api/turing/studies/{other}/answered", headers=jun).status_code == 404
+    client.cookies.clear()
+    assert client.get(url).status_code == 401

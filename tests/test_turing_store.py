@@ -268,3 +268,26 @@ def test_study_from_generated_batch_and_real_folder(turing_store, turing_manifes
     sid = turing_store.create_study("batch", specs, protocols=[1, 3])
     assert sid == 1
     assert len(cases_from_folder(real, "real", "real")) == 6
+
+
+def test_answered_items_list_own_answers_in_order_with_revisions(turing_study, turing_manifest):
+    store, sid, r = turing_study
+    assert store.answered_items(r["jun"], sid) == []
+    _answer_all(store, r["jun"], sid, limit=3)
+    _answer_all(store, r["sen"], sid, limit=1)
+    rows = store.answered_items(r["jun"], sid)
+    assert [x["position"] for x in rows] == [0, 1, 2] and [x["number"] for x in rows] == [1, 2, 3]
+    assert set(rows[0]) == {"item_id", "position", "number", "protocol", "protocol_name", "answered_at", "revision"}
+    assert all(x["revision"] == 0 and x["answered_at"] > 0 for x in rows)
+    assert len(store.answered_items(r["sen"], sid)) == 1  # scoped to the asking reader
+    other = store.create_study("other", load_manifest(turing_manifest)[:4], protocols=[1], readers=["sen"])
+    with pytest.raises(NotFound):
+        store.answered_items(r["jun"], other)
+    editable = store.create_study("editable", load_manifest(turing_manifest), protocols=[1], allow_edits=True,
+                                  readers=["jun"])
+    _answer_all(store, r["jun"], editable, limit=2)
+    first = store.answered_items(r["jun"], editable)[0]
+    store.submit(r["jun"], editable, first["item_id"], {"answer": "real"})
+    again = store.answered_items(r["jun"], editable)
+    assert again[0]["item_id"] == first["item_id"] and again[0]["revision"] == 1
+    assert {s["id"]: s["allow_edits"] for s in store.studies_for(r["jun"])} == {sid: False, editable: True}

@@ -363,7 +363,7 @@ class Store:
                 done = s.scalar(select(func.count()).select_from(Answer).where(Answer.study_id == st.id,
                                                                                Answer.reader_id == reader.id))
                 out.append({"id": st.id, "name": st.name, "description": st.description, "total": total,
-                            "answered": done, "protocols": st.protocols})
+                            "answered": done, "protocols": st.protocols, "allow_edits": st.allow_edits})
             return out
 
     # ---------------------------------------------------------------- reading
@@ -413,6 +413,24 @@ class Store:
             ans = s.scalar(select(Answer).where(Answer.item_id == item.id))
             view["my_answer"] = ans.payload if ans else None
             return view
+
+    def answered_items(self, reader: ReaderInfo, study_id: int) -> list[dict]:
+        """The reader's own answered questions of a study in their order, for the review screen.
+
+        Only what the reader already saw and said: item id, position (0-based, as in item views)
+        and number (1-based, as the page counts), protocol, when it was last answered and how often
+        it was changed (revision). No truth and no payload: opening one goes through `item_for`.
+        """
+        with self.Session() as s:
+            self._enrolled_study(s, reader, study_id)
+            rows = s.execute(select(Item.id, Item.position, Item.protocol, Answer.answered_at, Answer.revision)
+                             .join(Answer, Answer.item_id == Item.id)
+                             .where(Item.study_id == study_id, Item.reader_id == reader.id,
+                                    Answer.reader_id == reader.id)
+                             .order_by(Item.position)).all()
+        return [{"item_id": iid, "position": pos, "number": pos + 1, "protocol": proto,
+                 "protocol_name": PROTOCOL_NAMES[proto], "answered_at": at, "revision": rev}
+                for iid, pos, proto, at, rev in rows]
 
     def submit(self, reader: ReaderInfo, study_id: int, item_id: int, payload, question: str = "main") -> dict:
         """Store one answer. Refuses items not assigned to this reader, malformed payloads and

@@ -5,8 +5,10 @@ Log in with POST /api/turing/login -> {"token"}; send it as `Authorization: Bear
 and passes it to the store, whose queries are scoped to that reader; errors are the store's
 ValueError subclasses, answered as {"error": message} with their HTTP status.
 
-Reader routes: GET studies, GET studies/{id}/next, GET studies/{id}/items/{item},
-POST studies/{id}/answers {"item_id", "payload"}, GET images/{opaque id}.
+Reader routes: GET studies, GET studies/{id}/next, GET studies/{id}/answered (own answered
+questions, for review), GET studies/{id}/items/{item} (with "my_answer"),
+POST studies/{id}/answers {"item_id", "payload"} (again on an answered item = an edit, where the
+study allows edits), GET images/{opaque id}.
 Admin routes (/api/turing/admin/...): readers, studies (from a server-side manifest or folders),
 enrollment, raw answers (JSON/CSV) and the summary tables.
 """
@@ -101,6 +103,10 @@ def register(app: FastAPI, ctx: AppContext) -> None:
     def next_item(request: Request, study_id: int) -> dict:
         item = store().next_item(reader(request), study_id)
         return item if item is not None else {"done": True}
+
+    @app.get(PREFIX + "/studies/{study_id}/answered")
+    def answered(request: Request, study_id: int) -> list[dict]:
+        return store().answered_items(reader(request), study_id)
 
     @app.get(PREFIX + "/studies/{study_id}/items/{item_id}")
     def get_item(request: Request, study_id: int, item_id: int) -> dict:
