@@ -371,3 +371,20 @@ def test_continued_stages_update_a_model_folder(chain, ddti_small, tmp_path):
     full = tmp_path / "vae-full"
     _run(train_vae, ddti_small, full, "--init", str(model / "vae"), "--no-disc", "--max-steps", "2", "--batch-size", "4")
     assert continue_model.main(["--base", str(model), "--vae", str(full)]) == 2
+
+
+def test_eval_vae_prints_both_numbers_and_a_grid(chain, ddti_small, tmp_path, capsys):
+    from PIL import Image
+
+    from training import eval_vae
+
+    _, work, _ = chain
+    grid = tmp_path / "rec.png"
+    assert eval_vae.main(["--vae", str(work / "vae" / "model"), "--data", str(ddti_small), "--split", "train",
+                          "--device", "cpu", "--grid", str(grid)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["psnr_db"] > 0 and res["laplacian_var_ratio"] > 0 and res["images"] >= 2
+    img = Image.open(grid)
+    n = min(6, res["images"])
+    assert img.size == (n * 128 * 2, 2 * 128 * 2)
+    assert eval_vae.main(["--vae", str(tmp_path), "--data", str(ddti_small)]) == 2
