@@ -305,6 +305,17 @@ def _fmt(v: float | None, nd: int = 3) -> str:
     return f"{v:.{nd}f}"
 
 
+def _model_id(model: Path) -> str:
+    index = model / "model_index.json"
+    return json.loads(index.read_text()).get("tiger", {}).get("model_id", model.name) if index.exists() else model.name
+
+
+def _precision(stage: dict) -> str:
+    """accelerate writes "no" for plain fp32 training."""
+    p = stage.get("mixed_precision", "n/a")
+    return "fp32" if p == "no" else p
+
+
 def _continuation_lines(info: dict) -> list[str]:
     """Stages continued from the shipped weights in later sessions (training.continue_model)."""
     conts = info.get("continuations", [])
@@ -318,7 +329,7 @@ def _continuation_lines(info: dict) -> list[str]:
             how = ("decoder only (encoder frozen), see the command below" if name == "vae"
                    else f"ControlNets + AFF from {st.get('init') or 'the coarse UNet'}")
             lines.append(f"| {i} | {name} | {st.get('steps', 'n/a')} | {_fmt(st.get('train_seconds', float('nan')) / 60, 1)}"
-                         f" | {st.get('device', 'n/a')} | {st.get('mixed_precision', 'n/a')} | {how} |")
+                         f" | {st.get('device', 'n/a')} | {_precision(st)} | {how} |")
         for cmd in c.get("commands", []):
             lines += ["", "```bash", cmd, "```"]
     return lines
@@ -335,6 +346,7 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
         "with a nodule encoder (mask + nodule text) and a background encoder (Sobel map + "
         "background text) fused by attentional feature fusion), trained from scratch on the DDTI "
         "thyroid ultrasound images. For teaching and method development; not for diagnosis.", "",
+        f"Model id (written into every generated PNG's parameter record): `{_model_id(model)}`.", "",
         "## Data and split", "",
         f"- DDTI as distributed (`../shared/data/ddti`), imported by `training.prepare` at 128 px "
         "greyscale, scanner side panels and burned-in text cropped away, dual views split.",
@@ -348,7 +360,7 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
         lines += ["| stage | steps | training wall-clock (min) | device | precision |", "|---|---|---|---|---|"]
         for name, st in stages.items():
             lines.append(f"| {name} | {st.get('steps', 'n/a')} | {_fmt(st.get('train_seconds', float('nan')) / 60, 1)} | "
-                         f"{st.get('device', 'n/a')} | {st.get('mixed_precision', 'n/a')} |")
+                         f"{st.get('device', 'n/a')} | {_precision(st)} |")
         lines.append("")
     for extra in ("preset", "train_images", "python", "torch"):
         if extra in info:
@@ -388,6 +400,13 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
         f"- Nearest-neighbour RMS distance to the training set (0-255 scale, 64 px): generated "
         f"{_fmt(nn['generated_mean'], 1)} (min {_fmt(nn['generated_min'], 1)}) vs real test "
         f"{_fmt(nn['real_test_mean'], 1)} (min {_fmt(nn['real_test_min'], 1)}).",
+    ]
+    if nn["generated_min"] < nn["real_test_min"]:
+        lines.append(
+            "  Some generated images sit nearer a training image than any real test image does. (b) takes "
+            "its background Sobel map from the bank of training images, so its layout follows one training "
+            "image by design; look at the closest pairs before using such images as new cases.")
+    lines += [
         "", "Chip fidelity (domain-CLIP retrieval of the prompting chip among its group's values):", "",
         "| group | generated | real test images | chance |", "|---|---|---|---|",
     ]
