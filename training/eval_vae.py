@@ -18,7 +18,7 @@ import tiger  # noqa: F401
 import torch
 import torch.nn.functional as F
 
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+LAPLACIAN_KERNEL = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -29,7 +29,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def laplacian_variance(x: torch.Tensor) -> torch.Tensor:
     """Per-image variance of the Laplacian (N x 1 x H x W in [-1, 1] -> N)."""
-    k = _LAPLACIAN.to(x.device, torch.float32).view(1, 1, 3, 3)
+    k = LAPLACIAN_KERNEL.to(x.device, torch.float32).view(1, 1, 3, 3)
     lap = F.conv2d(((x.float() + 1) / 2), k)
     return lap.flatten(1).var(1)
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from training.common import (stage_main, StageRun, TrainingInputError, add_common_args, batch_indices,
                              load_split, random_hflip, trainable)
+from training.eval_vae import LAPLACIAN_KERNEL
 from training.discriminator import PatchDiscriminator, adaptive_weight, gan_ramp, hinge_d_loss, hinge_g_loss
 
 
@@ -54,12 +55,9 @@ def random_crops(images: torch.Tensor, size: int, g: torch.Generator) -> torch.T
     return torch.stack([images[i, :, y:y + size, x:x + size] for i, (y, x) in enumerate(zip(ys, xs))])
 
 
-_LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
-
-
 def local_hf_energy(x: torch.Tensor, cell: int = 8) -> torch.Tensor:
     """Mean squared Laplacian per cell x cell region (images in [-1, 1] -> N x C x H/cell x W/cell)."""
-    k = torch.tensor(_LAPLACIAN, device=x.device, dtype=torch.float32).view(1, 1, 3, 3).repeat(x.shape[1], 1, 1, 1)
+    k = LAPLACIAN_KERNEL.to(x.device, torch.float32).view(1, 1, 3, 3).repeat(x.shape[1], 1, 1, 1)
     lap = F.conv2d((x.float() + 1) / 2, k, groups=x.shape[1])
     return F.avg_pool2d(lap.pow(2), cell)
 
