@@ -370,7 +370,14 @@ def test_continued_stages_update_a_model_folder(chain, ddti_small, tmp_path):
     # a whole-VAE run (new latent scale) would silently break the UNets: refused
     full = tmp_path / "vae-full"
     _run(train_vae, ddti_small, full, "--init", str(model / "vae"), "--no-disc", "--max-steps", "2", "--batch-size", "4")
+    vae_bytes = (model / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
     assert continue_model.main(["--base", str(model), "--vae", str(full)]) == 2
+    # a good VAE beside an unfinished fine run: refused before anything is written
+    more = tmp_path / "vae-more"
+    _run(train_vae, ddti_small, more, "--init", str(model / "vae"), "--train-part", "decoder", "--no-disc",
+         "--crop", "0", "--max-steps", "1", "--batch-size", "4")
+    assert continue_model.main(["--base", str(model), "--vae", str(more), "--fine", str(tmp_path / "nope")]) == 2
+    assert (model / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == vae_bytes
 
 
 def test_eval_vae_prints_both_numbers_and_a_grid(chain, ddti_small, tmp_path, capsys):

@@ -41,6 +41,14 @@ def _save_fp16(module: torch.nn.Module, dest: Path) -> None:
     module.to(torch.float16).save_pretrained(str(dest))
 
 
+def _same_encoder(old, new) -> bool:
+    """Encoder, quant conv and latent scale unchanged (compared at the shipped fp16 precision)."""
+    a, b = old.state_dict(), new.state_dict()
+    keys = [k for k in a if k.startswith(("encoder.", "quant_conv."))]
+    return (abs(float(old.config.scaling_factor) - float(new.config.scaling_factor)) < 1e-6
+            and all(torch.equal(a[k].half(), b[k].half()) for k in keys))
+
+
 def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | Path | None = None,
                    model_id: str | None = None, commands: list[str] | None = None) -> dict:
     """Update the model folder `base` in place; returns the continuation record it appended."""
@@ -55,24 +63,23 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
     if vae is None and fine is None:
         raise TrainingInputError("nothing to continue: give --vae and/or --fine")
     f32 = dict(torch_dtype=torch.float32)
-    replaced: dict[str, dict] = {}
+    # check every input before writing anything, so a refused call leaves the folder as it was
+    new_vae = None
     if vae is not None:
-        vae_dir = Path(vae)
-        model = _finished_model(vae_dir, "VAE")
-        new = AutoencoderKL.from_pretrained(str(model), **f32)
-        old = json.loads((base / "vae" / "config.json").read_text())
-        if abs(float(old.get("scaling_factor", 1)) - float(new.config.scaling_factor)) > 1e-6:
-            raise TrainingInputError("the continued VAE has another latent scale than the model's: only a "
-                                     "decoder-only run (--train-part decoder) keeps the trained UNets valid")
-        _save_fp16(new, base / "vae")
-        replaced["vae"] = {"run": str(vae_dir), **json.loads((vae_dir / "done.json").read_text())}
-    if fine is not None:
-        fine_dir = Path(fine)
-        model = _finished_model(fine_dir, "fine")
+        new_vae = AutoencoderKL.from_pretrained(str(_finished_model(Path(vae), "VAE")), **f32)
+        if not _same_encoder(AutoencoderKL.from_pretrained(str(base / "vae"), **f32), new_vae):
+            raise TrainingInputError("the continued VAE's encoder differs from the model's: only a decoder-only "
+                                     "run (--train-part decoder) keeps the latents of the trained UNets valid")
+    fine_model = _finished_model(Path(fine), "fine") if fine is not None else None
+    replaced: dict[str, dict] = {}
+    if new_vae is not None:
+        _save_fp16(new_vae, base / "vae")
+        replaced["vae"] = {"run": str(vae), **json.loads((Path(vae) / "done.json").read_text())}
+    if fine_model is not None:
         for part in FINE_PARTS:
             cls = nets.AFFFusion if part == "fusion" else ControlNetModel
-            _save_fp16(cls.from_pretrained(str(model / part), **f32), base / part)
-        replaced["fine"] = {"run": str(fine_dir), **json.loads((fine_dir / "done.json").read_text())}
+            _save_fp16(cls.from_pretrained(str(fine_model / part), **f32), base / part)
+        replaced["fine"] = {"run": str(fine), **json.loads((Path(fine) / "done.json").read_text())}
 
     log = base / "training_log"
     log.mkdir(exist_ok=True)
