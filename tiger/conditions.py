@@ -54,6 +54,77 @@ def sobel_map(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return np.round((mag - lo) / (hi - lo) * 255.0).astype(np.uint8)
 
 
+#: pixels the nodule mask is grown by before its region is refilled in a background map
+NODULE_MARGIN_PX = 6
+
+
+def fill_region(sobel: np.ndarray, region: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Replace `region` of a Sobel map by edge texture copied from elsewhere in the same map (uint8).
+
+    Why not zeros or noise: a blank hole, or a patch of another texture, is itself an outline of
+    the nodule, so the BG encoder would learn "nodule where the odd patch is" and the leak the
+    filling is meant to close would stay. Copying the map's own texture from the nearest shifted
+    window that lies outside the region keeps its grain and its edge statistics; several shifts
+    are used when no single window fits, and the seam is feathered over about a pixel. `seed`
+    only breaks ties between equally near windows.
+    """
+    sob = _as_2d_uint8(sobel, "Sobel map").astype(np.float32)
+    reg = np.asarray(region) > 0
+    if reg.shape != sob.shape:
+        raise ConditionError(f"The region {reg.shape} and the Sobel map {sob.shape} differ in size.")
+    if not reg.any() or reg.all():
+        return sob.astype(np.uint8)
+    H, W = sob.shape
+    ys, xs = np.nonzero(reg)
+    rng = np.random.default_rng(seed)
+    step = 2
+    shifts = [(dy, dx) for dy in range(-H + 1, H, step) for dx in range(-W + 1, W, step) if (dy, dx) != (0, 0)]
+    # nearest first; horizontal shifts preferred (ultrasound layers run horizontally)
+    shifts.sort(key=lambda d: (abs(d[0]) * 2 + abs(d[1]), rng.random()))
+    out = sob.copy()
+    todo = np.ones(ys.size, bool)
+    # shifts that cover a large share of what is left first (few seams, no mosaic), then any
+    for share in (0.5, 0.25, 0.1, 0.0):
+        for dy, dx in shifts:
+            if not todo.any():
+                break
+            sy, sx = ys + dy, xs + dx
+            ok = todo & (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
+            if not ok.any():
+                continue
+            ok[ok] = ~reg[sy[ok], sx[ok]]
+            if not ok.any() or ok.sum() < share * todo.sum():
+                continue
+            out[ys[ok], xs[ok]] = sob[sy[ok], sx[ok]]
+            todo &= ~ok
+    if todo.any():
+        out[ys[todo], xs[todo]] = float(np.median(sob[~reg]))
+    alpha = np.clip(ndimage.gaussian_filter(reg.astype(np.float32), 0.8) * 2.0, 0.0, 1.0)
+    alpha[reg] = 1.0
+    return np.round(sob * (1 - alpha) + out * alpha).astype(np.uint8)
+
+
+def background_sobel(image: np.ndarray, mask: np.ndarray | None, margin_px: int = NODULE_MARGIN_PX,
+                     seed: int = 0) -> np.ndarray:
+    """BG condition without the image's own nodule: `sobel_map` with the grown nodule region refilled.
+
+    A full-image Sobel map also outlines the nodule, so a BG encoder trained on it can draw the
+    nodule by itself (and a bank background then brings its nodule to its own place, wherever the
+    user put the mask). The paper's backgrounds include normal thyroids: the nodule need not be in
+    them. Training maps and bank maps are made by this one function, so the two agree.
+    """
+    sob = sobel_map(image)
+    if mask is None:
+        return sob
+    m = np.asarray(mask) > 0
+    if m.shape != sob.shape:
+        raise ConditionError(f"The mask {m.shape} and the image {sob.shape} differ in size.")
+    if not m.any():
+        return sob
+    grown = ndimage.binary_dilation(m, iterations=margin_px) if margin_px > 0 else m
+    return fill_region(sob, grown, seed)
+
+
 @dataclass(frozen=True)
 class GlandExtent:
     """Where the thyroid gland lies in one image (an estimate the user may adjust)."""

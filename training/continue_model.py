@@ -49,8 +49,25 @@ def _same_encoder(old, new) -> bool:
             and all(torch.equal(a[k].half(), b[k].half()) for k in keys))
 
 
+def rebuild_bank(base: Path, data: str | Path, split_seed: int) -> int:
+    """Replace the folder's background bank by one built from the TRAINING split of `data`
+    (e.g. after the importer's BG maps changed); returns the number of backgrounds."""
+    from tiger.background_bank import BackgroundBank
+    from tiger.data import load_metadata, split
+
+    train = split(load_metadata(data), seed=split_seed)["train"]
+    tmp = base / "background_bank.new"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    bank = BackgroundBank.build(data, train, tmp)
+    shutil.rmtree(base / "background_bank", ignore_errors=True)
+    tmp.rename(base / "background_bank")
+    return len(bank)
+
+
 def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | Path | None = None,
-                   model_id: str | None = None, commands: list[str] | None = None) -> dict:
+                   model_id: str | None = None, commands: list[str] | None = None,
+                   bank_data: str | Path | None = None, split_seed: int = 0) -> dict:
     """Update the model folder `base` in place; returns the continuation record it appended."""
     from diffusers import AutoencoderKL, ControlNetModel
 
@@ -60,8 +77,10 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
     index_path = base / "model_index.json"
     if not index_path.exists():
         raise TrainingInputError(f"{base} is not a model folder (no model_index.json)")
-    if vae is None and fine is None:
-        raise TrainingInputError("nothing to continue: give --vae and/or --fine")
+    if vae is None and fine is None and bank_data is None:
+        raise TrainingInputError("nothing to continue: give --vae, --fine and/or --bank-data")
+    if bank_data is not None and not (Path(bank_data) / "metadata.jsonl").exists():
+        raise TrainingInputError(f"--bank-data {bank_data} is not a canonical dataset folder (no metadata.jsonl)")
     f32 = dict(torch_dtype=torch.float32)
     # check every input before writing anything, so a refused call leaves the folder as it was
     new_vae = None
@@ -80,6 +99,10 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
             cls = nets.AFFFusion if part == "fusion" else ControlNetModel
             _save_fp16(cls.from_pretrained(str(fine_model / part), **f32), base / part)
         replaced["fine"] = {"run": str(fine), **json.loads((Path(fine) / "done.json").read_text())}
+    bank_rec = None
+    if bank_data is not None:
+        bank_rec = {"data": str(bank_data), "split_seed": split_seed,
+                    "backgrounds": rebuild_bank(base, bank_data, split_seed)}
 
     log = base / "training_log"
     log.mkdir(exist_ok=True)
@@ -91,6 +114,8 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
     info_path = log / "train_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     record = {"stages": replaced, "commands": list(commands or [])}
+    if bank_rec is not None:
+        record["background_bank"] = bank_rec
     index = json.loads(index_path.read_text())
     if model_id:
         record["model_id"] = {"from": index.get("tiger", {}).get("model_id"), "to": model_id}
@@ -107,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vae", default=None, help="finished decoder-only VAE stage folder")
     ap.add_argument("--fine", default=None, help="finished fine stage folder (trained with --init)")
     ap.add_argument("--model-id", default=None, help="new model id written into model_index.json")
+    ap.add_argument("--bank-data", default=None,
+                    help="rebuild background_bank/ from the training split of this dataset folder")
+    ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--command", action="append", default=[],
                     help="the training command of a continued stage, for the model card (repeatable)")
     args = ap.parse_args(argv)
     try:
-        rec = continue_model(args.base, args.vae, args.fine, args.model_id, args.command)
+        rec = continue_model(args.base, args.vae, args.fine, args.model_id, args.command,
+                             args.bank_data, args.split_seed)
     except (TrainingInputError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

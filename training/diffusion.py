@@ -143,9 +143,26 @@ def noisy_v_batch(noise_scheduler, z0: torch.Tensor, g: torch.Generator,
     return zt, t, v, w
 
 
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    per = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                 spatial: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample weighted MSE; `spatial` (N x 1 x h x w) weights latent pixels within a sample
+    (normalised to mean 1 per sample, so it shifts attention without changing the loss scale)."""
+    err = (pred.float() - target.float()).pow(2)
+    if spatial is not None:
+        sp = spatial.float()
+        err = err * (sp / sp.flatten(1).mean(1).clamp_min(1e-6).view(-1, 1, 1, 1))
+    per = err.flatten(1).mean(1)
     return (per * weight).mean()
+
+
+def mask_weight(mask: torch.Tensor, latent_hw: tuple[int, int], inside: float) -> torch.Tensor | None:
+    """Latent-resolution loss weight 1 + (inside - 1) * mask (max-pooled, so a thin nodule still
+    counts), or None when `inside` is 1. Why: the nodule is a small part of the image, so a
+    uniform loss lets the FG encoder learn little; weighting it up makes the mask matter."""
+    if inside == 1.0:
+        return None
+    m = torch.nn.functional.adaptive_max_pool2d(mask.float(), latent_hw)
+    return 1.0 + (inside - 1.0) * m
 
 
 def flip_choice(n: int, g: torch.Generator) -> torch.Tensor:

@@ -28,8 +28,8 @@ import torch
 
 from training.common import (stage_main, EMA, StageRun, TrainingInputError, add_common_args, batch_indices,
                              drop_texts, load_split, trainable)
-from training.diffusion import (TextBank, flip_choice, load_frozen, noisy_v_batch, prepare_latents,
-                                weighted_mse)
+from training.diffusion import (TextBank, flip_choice, load_frozen, mask_weight, noisy_v_batch,
+                                prepare_latents, weighted_mse)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--text-dropout", type=float, default=0.1)
     ap.add_argument("--cond-dropout", type=float, default=0.05)
     ap.add_argument("--min-snr-gamma", type=float, default=5.0)
+    ap.add_argument("--mask-loss-weight", type=float, default=1.0,
+                    help="loss weight inside the nodule mask relative to outside (1 = uniform)")
     ap.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--ema-decay", type=float, default=0.999)
     return ap
@@ -118,7 +120,8 @@ def train(args: argparse.Namespace) -> dict:
         flip = flip_choice(n, g)
         z0 = lat.sample(idx, flip, frozen.scaling_factor, g)
         fl = flip.view(n, 1, 1, 1)
-        mask = torch.where(fl, data.masks[idx].flip(-1), data.masks[idx]) * _keep(n, args.cond_dropout, g)
+        mask_full = torch.where(fl, data.masks[idx].flip(-1), data.masks[idx])
+        mask = mask_full * _keep(n, args.cond_dropout, g)
         sobel = torch.where(fl, data.sobel[idx].flip(-1), data.sobel[idx]) * _keep(n, args.cond_dropout, g)
         il = idx.tolist()
         fg_texts = drop_texts([data.text_fg[i] for i in il], args.text_dropout, g)
@@ -131,7 +134,7 @@ def train(args: argparse.Namespace) -> dict:
         with acc.autocast():
             pred = nets.fused_forward(unet, cn_fg, cn_bg, fusion, zt, t, ctx_full, ctx_fg.float(), ctx_bg,
                                       omega_fg.float(), mask, sobel)
-            loss = weighted_mse(pred, v, w)
+            loss = weighted_mse(pred, v, w, mask_weight(mask_full, tuple(z0.shape[-2:]), args.mask_loss_weight))
         for o in opts:
             o.zero_grad(set_to_none=True)
         acc.backward(loss)
@@ -144,7 +147,8 @@ def train(args: argparse.Namespace) -> dict:
         run.end_step({"loss": loss.item()})
 
     info = {"resumed": resumed, "init": args.init, "ema": bool(emas), "optimizers": "AdamW x3 (FG ControlNet, BG ControlNet, AFF fusion)",
-            "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout}
+            "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout,
+            "mask_loss_weight": args.mask_loss_weight}
     if acc.is_main_process:
         for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
             raw = acc.unwrap_model(m)

@@ -166,7 +166,7 @@ def write_canonical(samples: Iterable[RawSample], out: str | Path, size: int, re
                     total: int | None = None, phash_threshold: int = PHASH_THRESHOLD) -> list[dict]:
     """Write images/, masks/, sobel/, metadata.jsonl and report.json into `out` (replaced).
 
-    Each sample gets its FG condition (mask), BG condition (Sobel), gland extent, derived
+    Each sample gets its FG condition (mask), BG condition (Sobel map with the nodule region refilled, `conditions.background_sobel`), gland extent, derived
     location/size chips, and FG/BG texts from the knowledge base.
     """
     if not isinstance(size, int) or size < 16:
@@ -187,7 +187,7 @@ def write_canonical(samples: Iterable[RawSample], out: str | Path, size: int, re
         img, mask, kept = to_square(s.image, s.mask, size)
         if s.mask.any() and kept < 0.999:
             report.nodules_cut.append({"id": s.id, "kept_fraction": round(kept, 3)})
-        sobel = conditions.sobel_map(img)
+        sobel = conditions.background_sobel(img, mask if mask.any() else None)
         gland = conditions.estimate_gland_extent(img, mask if mask.any() else None)
         feats = dict(s.features)
         derived = []
