@@ -8,6 +8,7 @@ import pytest
 from scipy import ndimage
 
 from tiger import conditions
+from tiger import measures
 from training import eval_control as ec
 
 
@@ -53,20 +54,20 @@ def test_grey_ratio_foci_sharpness_irregularity_on_known_images():
     m = _disc()
     dark = img.copy()
     dark[m] = 50
-    assert ec.grey_ratio(dark, m) == pytest.approx(0.5)
-    assert ec.grey_ratio(img, np.zeros_like(m)) is None
+    assert measures.grey_ratio(dark, m) == pytest.approx(0.5)
+    assert measures.grey_ratio(img, np.zeros_like(m)) is None
     dots = dark.copy()
     for y, x in ((60, 60), (66, 70), (70, 58)):
         dots[y:y + 2, x:x + 2] = 250
-    assert ec.bright_foci(dark, m) == 0
-    assert ec.bright_foci(dots, m) == 3
+    assert measures.bright_foci(dark, m) == 0
+    assert measures.bright_foci(dots, m) == 3
     blurred = ndimage.gaussian_filter(dark, 4)
-    assert ec.edge_sharpness(dark, m) > 1.5 * ec.edge_sharpness(blurred, m)
+    assert measures.edge_sharpness(dark, m) > 1.5 * measures.edge_sharpness(blurred, m)
     star = m.copy()
     yy, xx = np.mgrid[0:128, 0:128]
     star &= (np.cos(8 * np.arctan2(yy - 64, xx - 64)) > -0.2) | _disc(r=10)
-    assert ec.irregularity(m) < 0.05 < 0.15 < ec.irregularity(star)
-    assert ec.iou(m, m) == 1.0 and ec.iou(m, ~m) == 0.0
+    assert measures.irregularity(m) < 0.05 < 0.15 < measures.irregularity(star)
+    assert measures.iou(m, m) == 1.0 and measures.iou(m, ~m) == 0.0
 
 
 def test_real_nodules_are_darker_than_their_ring(ddti_canonical):
@@ -77,7 +78,7 @@ def test_real_nodules_are_darker_than_their_ring(ddti_canonical):
     rows = [r for r in load_metadata(data) if r.get("mask")]
     hypo = [r for r in rows if (r.get("features") or {}).get("echogenicity") in ("hypoechoic", "very hypoechoic")]
     assert len(hypo) >= 10
-    ratios = [ec.grey_ratio(ec._load(data, r["file_name"], 128), ec._load(data, r["mask"], 128) > 127) for r in hypo]
+    ratios = [measures.grey_ratio(ec._load(data, r["file_name"], 128), ec._load(data, r["mask"], 128) > 127) for r in hypo]
     assert np.median([x for x in ratios if x is not None]) < 0.95
     sharp = []
     for r in hypo[:20]:

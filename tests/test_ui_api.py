@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -214,11 +215,16 @@ def test_reference_flow(client: Client, ui_canonical: Path):
 
 def test_teach_row_and_grid(client: Client):
     gallery, status, sheet = client.predict("Typical PTC", "echogenicity", None, 7, 2, 3.0, api_name="/teach_row")
-    assert [g["caption"] for g in gallery] == ["anechoic", "hyperechoic", "isoechoic", "hypoechoic",
-                                               "very hypoechoic"]
-    from tiger import pngmeta
+    assert [g["caption"].split("\n")[0] for g in gallery] == ["anechoic", "hyperechoic", "isoechoic", "hypoechoic",
+                                                               "very hypoechoic"]
+    from tiger import measures, pngmeta
     recs = [pngmeta.read_record(g["image"]) for g in gallery]
     assert {r["seed"] for r in recs} == {7} and len({r["background_id"] for r in recs}) == 1
+    # under each image, the grey ratio measured inside its own placed mask
+    for g, r in zip(gallery, recs):
+        img = np.asarray(Image.open(g["image"]).convert("L"))
+        ratio = measures.grey_ratio(img, pngmeta.b64png_to_array(r["mask"]) > 127)
+        assert f"ratio {ratio:.2f}" in g["caption"].split("\n")[1]
     assert Image.open(sheet).format == "PNG" and Image.open(sheet).width > 5 * 128
     gallery, status, sheet = client.predict(None, 7, 2, 3.0, api_name="/teach_grid")
     assert [g["caption"] for g in gallery] == ["Benign", "PTC", "FTC", "MTC"] and sheet

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 from tqdm import tqdm
 
-from tiger import conditions, knowledge
+from tiger import conditions, knowledge, measures
 from tiger.data import load_metadata, split
 
 POLES = ("inferior", "middle", "upper pole")
@@ -47,63 +47,7 @@ CHIP_VALUES = {
 }
 
 
-# ---- pixel measures (pure functions on uint8 images and boolean masks) ----------------------------
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a) > 0, np.asarray(b) > 0
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
-
-
-def ring(mask: np.ndarray, size: int = 9) -> np.ndarray:
-    m = np.asarray(mask) > 0
-    return ndimage.binary_dilation(m, structure=np.ones((size, size), bool)) & ~m
-
-
-def grey_ratio(image: np.ndarray, mask: np.ndarray) -> float | None:
-    """Mean grey inside the mask / mean grey in the 9x9 ring around it (None when undefined)."""
-    img = np.asarray(image, np.float64)
-    m = np.asarray(mask) > 0
-    r = ring(m)
-    if not m.any() or not r.any() or img[r].mean() < 1e-6:
-        return None
-    return float(img[m].mean() / img[r].mean())
-
-
-def bright_foci(image: np.ndarray, mask: np.ndarray, level: float = 40.0) -> int:
-    """Bright spots inside the (slightly eroded) mask: white top-hat over a 7-px window above
-    `level` grey levels, counted as connected components of at least 2 pixels."""
-    img = np.asarray(image, np.float32)
-    m = ndimage.binary_erosion(np.asarray(mask) > 0, iterations=1)
-    tophat = img - ndimage.grey_opening(img, size=(7, 7))
-    comp, n = ndimage.label((tophat > level) & m)
-    if not n:
-        return 0
-    sizes = ndimage.sum(np.ones_like(img), comp, index=np.arange(1, n + 1))
-    return int((sizes >= 2).sum())
-
-
-def edge_sharpness(image: np.ndarray, mask: np.ndarray) -> float | None:
-    """Mean gradient magnitude on the mask's boundary over the mean in its ring: a crisp margin
-    is well above 1, an ill-defined one near 1."""
-    img = ndimage.gaussian_filter(np.asarray(image, np.float32), 1.0)
-    grad = np.hypot(ndimage.sobel(img, 0), ndimage.sobel(img, 1))
-    m = np.asarray(mask) > 0
-    edge = m & ~ndimage.binary_erosion(m)
-    r = ring(m)
-    if not edge.any() or not r.any() or grad[r].mean() < 1e-6:
-        return None
-    return float(grad[edge].mean() / grad[r].mean())
-
-
-def irregularity(mask: np.ndarray) -> float | None:
-    """1 - solidity (area over convex-hull area) of the mask's largest component."""
-    from skimage.measure import label, regionprops
-    m = np.asarray(mask) > 0
-    if m.sum() < 4:
-        return None
-    props = max(regionprops(label(m)), key=lambda p: p.area)
-    return float(1.0 - props.solidity)
-
+# pixel measures live in tiger.measures (the Teach tab shows them too)
 
 def _summary(values: Sequence[float | None]) -> dict:
     v = np.array([x for x in values if x is not None], float)
@@ -134,7 +78,7 @@ def real_reference(records: Sequence[dict], data: Path, segmenter, size: int) ->
     for r, im, m, s in zip(keep, imgs, masks, segs):
         if s is None:
             continue
-        ious.append(iou(s, m))
+        ious.append(measures.iou(s, m))
         gland = conditions.GlandExtent.from_dict(r["gland"]) if r.get("gland") else conditions.estimate_gland_extent(im, m)
         want = conditions.location_of(m, gland)
         third.append(bool((s > 0).any()) and conditions.location_of(s, gland) == want)
@@ -155,10 +99,10 @@ def _mean(x: Sequence) -> float | None:
 
 
 def _chip_measures(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict:
-    return {"grey_ratio": _summary([grey_ratio(im, m) for im, m in pairs]),
-            "foci": _summary([float(bright_foci(im, m)) for im, m in pairs]),
-            "edge_sharpness": _summary([edge_sharpness(im, m) for im, m in pairs]),
-            "irregularity": _summary([irregularity(m) for _, m in pairs])}
+    return {"grey_ratio": _summary([measures.grey_ratio(im, m) for im, m in pairs]),
+            "foci": _summary([float(measures.bright_foci(im, m)) for im, m in pairs]),
+            "edge_sharpness": _summary([measures.edge_sharpness(im, m) for im, m in pairs]),
+            "irregularity": _summary([measures.irregularity(m) for _, m in pairs])}
 
 
 # ---- generated images ------------------------------------------------------------------------------
@@ -168,7 +112,7 @@ def _masks_of(out) -> list[np.ndarray]:
 
 
 def adherence(pipe, segmenter, seeds: Sequence[int], steps: int, encoders: str = "both",
-              plane: str = "transverse") -> dict:
+              plane: str = "transverse", **gen_kw) -> dict:
     """Diversify-mode images at each pole and size; segmented nodule against the placed mask."""
     per_pole: dict[str, dict] = {}
     bank = pipe.background_bank
@@ -177,10 +121,10 @@ def adherence(pipe, segmenter, seeds: Sequence[int], steps: int, encoders: str =
         for size in SIZES:
             for k, s in enumerate(seeds):
                 chips = dict(PROFILES[k % len(PROFILES)], location=pole, size=size, plane=plane)
-                out = pipe(chips=chips, encoders=encoders, num_inference_steps=steps, seed=int(s), num_images=1)
+                out = pipe(chips=chips, encoders=encoders, num_inference_steps=steps, seed=int(s), num_images=1, **gen_kw)
                 placed = _masks_of(out)[0]
                 seg = segmenter.predict_mask(np.asarray(out.images[0])) > 0
-                ious.append(iou(seg, placed))
+                ious.append(measures.iou(seg, placed))
                 _, gland = bank.get(out.records[0]["background_id"], size=pipe.image_size)
                 third.append(bool(seg.any()) and conditions.location_of(seg, gland) == pole)
         per_pole[pole] = {"n": len(ious), "mean_iou": _mean(ious), "hit_rate": _mean([i > HIT_IOU for i in ious]),
@@ -189,7 +133,7 @@ def adherence(pipe, segmenter, seeds: Sequence[int], steps: int, encoders: str =
     return {"per_pole": per_pole, "all": allv, "encoders": encoders, "steps": steps, "seeds": list(map(int, seeds))}
 
 
-def chip_series(pipe, group: str, seeds: Sequence[int], steps: int) -> dict:
+def chip_series(pipe, group: str, seeds: Sequence[int], steps: int, **gen_kw) -> dict:
     """One chip group across its values, the same seeds (so the same background and mask) each
     time, on a solid nodule of fixed size and place with nothing else specified."""
     res = {}
@@ -200,20 +144,23 @@ def chip_series(pipe, group: str, seeds: Sequence[int], steps: int) -> dict:
         except knowledge.ChipError:
             chips = knowledge.validate_chips({"location": "middle", "size": "large", "plane": "transverse", group: v})
         out = pipe(chips=chips, encoders="both", num_inference_steps=steps, seed=[int(s) for s in seeds],
-                   num_images=len(seeds))
+                   num_images=len(seeds), **gen_kw)
         pairs = [(np.asarray(im), m) for im, m in zip(out.images, _masks_of(out))]
         res[v] = _chip_measures(pairs)
     return res
 
 
 def evaluate_control(pipe, segmenter, records: Sequence[dict], data: Path, seeds: Sequence[int],
-                     steps: int, chip_seeds: Sequence[int]) -> dict:
-    """Adherence and chip fidelity of `pipe`, with the real images of `records` measured alike."""
+                     steps: int, chip_seeds: Sequence[int], gen_kw: dict | None = None) -> dict:
+    """Adherence and chip fidelity of `pipe`, with the real images of `records` measured alike.
+    `gen_kw` (fg_scale, beta, guidance_scale, ...) goes to every pipeline call of the generated side."""
+    kw = dict(gen_kw or {})
     t0 = time.time()
     out = {"real": real_reference(records, data, segmenter, pipe.image_size),
-           "generated": {"adherence": adherence(pipe, segmenter, seeds, steps),
-                         "adherence_mask_ignored": adherence(pipe, segmenter, seeds[:2], steps, encoders="none"),
-                         "chips": {g: chip_series(pipe, g, chip_seeds, steps) for g in tqdm(CHIP_VALUES, desc="chips")}}}
+           "generated": {"adherence": adherence(pipe, segmenter, seeds, steps, **kw),
+                         "adherence_mask_ignored": adherence(pipe, segmenter, seeds[:2], steps, encoders="none", **kw),
+                         "chips": {g: chip_series(pipe, g, chip_seeds, steps, **kw) for g in tqdm(CHIP_VALUES, desc="chips")},
+                         "pipeline_kwargs": kw}}
     out["targets"] = check_targets(out)
     out["seconds"] = round(time.time() - t0, 1)
     return out
@@ -263,17 +210,47 @@ def markdown(ev_by_split: dict) -> str:
     return "\n".join(lines)
 
 
+def evaluate_splits(pipe, segmenter, data: Path, splits: Sequence[str], split_seed: int = 0, seeds: int = 3,
+                    chip_seeds: int = 4, steps: int = 20, gen_kw: dict | None = None) -> dict:
+    """`evaluate_control` per split. The generated side depends on seeds only; each split gets its
+    own seed range (1000, 2000, ...) so the reports are independent draws, and its real images."""
+    parts = split(load_metadata(data), seed=split_seed)
+    result = {}
+    for k, name in enumerate(splits):
+        base = 1000 * (k + 1)
+        result[name] = evaluate_control(pipe, segmenter, parts[name], data, list(range(base, base + seeds)),
+                                        steps, list(range(base, base + chip_seeds)), gen_kw)
+    return result
+
+
+def summary(ev: dict) -> dict:
+    """The few figures an ablation row shows, from one split's `evaluate_control` result."""
+    g = ev["generated"]
+    echo = g["chips"]["echogenicity"]
+    return {"mean_iou": g["adherence"]["all"]["mean_iou"], "hit_rate": g["adherence"]["all"]["hit_rate"],
+            "centroid_in_third": g["adherence"]["all"]["centroid_in_third"],
+            "worst_pole_iou": min((p["mean_iou"] or 0.0) for p in g["adherence"]["per_pole"].values()),
+            "mask_ignored_iou": g["adherence_mask_ignored"]["all"]["mean_iou"],
+            "echogenicity_ratio": {v: echo[v]["grey_ratio"]["median"] for v in CHIP_VALUES["echogenicity"]},
+            "targets_met": sum(bool(v) for v in ev["targets"].values()), "targets": len(ev["targets"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="model folder (with segmenter/ and background_bank/)")
     ap.add_argument("--data", required=True, help="canonical dataset folder (the real images)")
-    ap.add_argument("--split", default="val", choices=("train", "val", "test"), nargs="+")
+    ap.add_argument("--split", default=["val"], choices=("train", "val", "test"), nargs="+")
     ap.add_argument("--split-seed", type=int, default=0)
-    ap.add_argument("--seeds", type=int, default=4, help="images per pole and size")
-    ap.add_argument("--chip-seeds", type=int, default=6, help="images per chip value")
+    ap.add_argument("--seeds", type=int, default=3, help="images per pole and size")
+    ap.add_argument("--chip-seeds", type=int, default=4, help="images per chip value")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--fg-scale", type=float, default=None, help="pipeline fg_scale (default: the pipeline's)")
+    ap.add_argument("--beta", type=float, default=None, help="pipeline control guidance beta")
+    ap.add_argument("--guidance", type=float, default=None, help="pipeline guidance_scale")
     ap.add_argument("--out", default=None, help="write the JSON here (default: print)")
     args = ap.parse_args(argv)
+    gen_kw = {k: v for k, v in (("fg_scale", args.fg_scale), ("beta", args.beta), ("guidance_scale", args.guidance))
+              if v is not None}
 
     from tiger.pipeline import TigerPipeline
     from tiger.segment import default_segmenter
@@ -283,16 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     seg = default_segmenter(model)
     if seg is None:
         ap.error(f"{model} has no segmenter/ (train it with training.train_segmenter)")
-    parts = split(load_metadata(data), seed=args.split_seed)
-    splits = args.split if isinstance(args.split, list) else [args.split]
-    # the generated side depends on seeds only; each split gets its own seed range so the two
-    # reports are independent draws
-    result = {}
-    for k, name in enumerate(splits):
-        base = 1000 * (k + 1)
-        result[name] = evaluate_control(pipe, seg, parts[name], data, list(range(base, base + args.seeds)),
-                                        args.steps, list(range(base, base + args.chip_seeds)))
-    text = json.dumps(result, indent=1)
+    result = evaluate_splits(pipe, seg, data, args.split, args.split_seed, args.seeds, args.chip_seeds, args.steps,
+                             gen_kw)
+    command = ("python -m training.eval_control " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    text = json.dumps({"command": command, "splits": result}, indent=1)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)

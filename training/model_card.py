@@ -57,20 +57,24 @@ def _grey(path: Path, size: int) -> np.ndarray:
 
 
 def _labelled_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], col_labels: Sequence[str] | None,
-                   path: Path, cell: int = 128) -> Path:
-    """Rows of images with a label column on the left (and optional column labels on top)."""
+                   path: Path, cell: int = 128, captions: Sequence[Sequence[str]] | None = None) -> Path:
+    """Rows of images with a label column on the left (and optional column labels on top, and
+    an optional caption under each image)."""
     label_w, top = 150, (18 if col_labels else 0)
+    cap_h = 14 if captions else 0
     ncol = max(len(imgs) for _, imgs in rows)
-    sheet = Image.new("L", (label_w + ncol * cell, top + len(rows) * cell), 255)
+    sheet = Image.new("L", (label_w + ncol * cell, top + len(rows) * (cell + cap_h)), 255)
     draw = ImageDraw.Draw(sheet)
     for j, name in enumerate(col_labels or []):
         draw.text((label_w + j * cell + 4, 3), name[:22], fill=0)
     for i, (name, imgs) in enumerate(rows):
-        y = top + i * cell
+        y = top + i * (cell + cap_h)
         for k, line in enumerate(name.split("\n")):
             draw.text((4, y + cell // 2 - 8 + 12 * k), line[:24], fill=0)
         for j, im in enumerate(imgs):
             sheet.paste(im.convert("L").resize((cell, cell)), (label_w + j * cell, y))
+            if captions:
+                draw.text((label_w + j * cell + 2, y + cell + 1), captions[i][j][:24], fill=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
@@ -222,6 +226,17 @@ def chip_fidelity(pipe, embedder, base: dict, steps: int, seeds: Sequence[int],
     return out
 
 
+def _measured(image: Image.Image, record: dict) -> str:
+    """Caption under a chip-grid image: inside/ring grey ratio and bright foci in its placed mask."""
+    from tiger import measures
+    from tiger.pngmeta import b64png_to_array
+
+    img = np.asarray(image.convert("L"))
+    mask = b64png_to_array(record["mask"]) > 127
+    r = measures.grey_ratio(img, mask)
+    return f"ratio {r:.2f}, foci {measures.bright_foci(img, mask)}" if r is not None else "ratio n/a"
+
+
 # ---------------------------------------------------------------------------------------------
 def sample_grids(pipe, out: Path, steps: int, seed: int, real_records: Sequence[dict], data: Path) -> dict:
     """Per-subtype grid, per-chip-change grids, and real test images beside matched generations."""
@@ -234,15 +249,19 @@ def sample_grids(pipe, out: Path, steps: int, seed: int, real_records: Sequence[
     files["subtypes"] = _labelled_grid(rows, None, out / "samples_subtypes.png").name
     base = dict(knowledge.SUBTYPE_PROFILES["papillary"], plane="transverse")
     for group, values in CHIP_CHANGES.items():
-        crow = []
+        crow, caps = [], []
         for k in range(3):  # same seed and background across the row: only the chip changes
-            imgs = []
+            imgs, row_caps = [], []
             for v in values:
                 chips = {g: c for g, c in base.items() if g not in ("subtype", "malignancy")}
                 chips[group] = v
-                imgs.append(pipe(chips=chips, num_inference_steps=steps, seed=seed + k).images[0])
+                res = pipe(chips=chips, num_inference_steps=steps, seed=seed + k)
+                imgs.append(res.images[0])
+                row_caps.append(_measured(res.images[0], res.records[0]))
             crow.append((f"seed {seed + k}", imgs))
-        files[f"chip_{group}"] = _labelled_grid(crow, list(values), out / f"samples_chip_{group}.png").name
+            caps.append(row_caps)
+        files[f"chip_{group}"] = _labelled_grid(crow, list(values), out / f"samples_chip_{group}.png",
+                                                captions=caps).name
     pairs = []
     for i, rec in enumerate(real_records[:6]):
         real = Image.open(data / rec["file_name"]).convert("L")
@@ -256,10 +275,12 @@ def sample_grids(pipe, out: Path, steps: int, seed: int, real_records: Sequence[
 
 
 def evaluate(model: Path, data: Path, out: Path, n: int, steps: int, seed: int, split_seed: int,
-             device: str | None) -> dict:
+             device: str | None, control_seeds: int = 3, control_chip_seeds: int = 4) -> dict:
     from tiger.metrics.embeddings import load_embedder
     from tiger.metrics.report import evaluate_sets
     from tiger.pipeline import TigerPipeline
+    from tiger.segment import default_segmenter
+    from training import eval_control
 
     t0 = time.time()
     dev = pick_device(device)
@@ -286,6 +307,9 @@ def evaluate(model: Path, data: Path, out: Path, n: int, steps: int, seed: int, 
     fidelity = chip_fidelity(pipe, embedder, dict(knowledge.SUBTYPE_PROFILES["papillary"], plane="transverse"),
                              steps, seeds=list(range(seed, seed + 8)), real_records=parts["test"], data=data)
     grids = sample_grids(pipe, out, steps, seed, test, data)
+    seg = default_segmenter(model)
+    control = (eval_control.evaluate_splits(pipe, seg, data, ("val", "test"), split_seed, control_seeds,
+                                            control_chip_seeds) if seg is not None and control_seeds > 0 else None)
     result = {
         "model": str(model), "data": str(data), "split_seed": split_seed, "seed": seed,
         "n_test_images": len(test), "n_train_images": len(train_px), "steps": steps,
@@ -294,7 +318,7 @@ def evaluate(model: Path, data: Path, out: Path, n: int, steps: int, seed: int, 
         "reference_mode": ref, "real_vs_synthetic_judge": judge,
         "nearest_neighbour_rms": {"generated_mean": float(nn_gen.mean()), "real_test_mean": float(nn_real.mean()),
                                   "generated_min": float(nn_gen.min()), "real_test_min": float(nn_real.min())},
-        "chip_fidelity": fidelity, "grids": grids, "seconds": round(time.time() - t0, 1),
+        "chip_fidelity": fidelity, "control": control, "grids": grids, "seconds": round(time.time() - t0, 1),
     }
     return result
 
@@ -333,6 +357,52 @@ def _continuation_lines(info: dict) -> list[str]:
         for cmd in c.get("commands", []):
             lines += ["", "```bash", cmd, "```"]
     return lines
+
+
+def _ablation_lines(model: Path) -> list[str]:
+    """The ablation table: `training_log/ablations.json` lists what was tried, each with the
+    `training.eval_control` JSON it produced (copied into training_log/ablations/)."""
+    from training import eval_control
+
+    index = model / "training_log" / "ablations.json"
+    if not index.exists():
+        return []
+    rows = json.loads(index.read_text())
+    echo = eval_control.CHIP_VALUES["echogenicity"]
+    lines = ["", "### Ablations (validation split, `training.eval_control`)", "",
+             "What was tried to make the nodule appear where it is placed, each measured by the same script "
+             "(Diversify mode, 3 poles x 2 sizes x 3 seeds, 20 steps; echogenicity ratios over 4 seeds):", "",
+             "| variant | what changed | mean IoU | hit rate | centroid in third | worst pole IoU | IoU, mask ignored | "
+             + " | ".join(f"ratio {v}" for v in echo) + " | kept |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(echo) + "---|"]
+    for r in rows:
+        rep = json.loads((model / "training_log" / r["eval"]).read_text())
+        sm = eval_control.summary(rep["splits"]["val"])
+        lines.append(f"| {r['label']} | {r['tried']} | {_fmt(sm['mean_iou'], 2)} | {_fmt(sm['hit_rate'], 2)} | "
+                     f"{_fmt(sm['centroid_in_third'], 2)} | {_fmt(sm['worst_pole_iou'], 2)} | "
+                     f"{_fmt(sm['mask_ignored_iou'], 2)} | "
+                     + " | ".join(_fmt(sm["echogenicity_ratio"][v], 2) for v in echo)
+                     + f" | {'yes' if r.get('kept') else 'no'} |")
+    lines += ["", "Commands of the rows:", ""]
+    for r in rows:
+        rep = json.loads((model / "training_log" / r["eval"]).read_text())
+        lines.append(f"- {r['label']}: `{rep.get('command', 'n/a')}`" + (f"; trained with `{r['train']}`" if r.get("train") else ""))
+    return lines
+
+
+def _control_lines(model: Path, ev: dict) -> list[str]:
+    """Does the image show what was asked? (training.eval_control on this model, val and test)."""
+    from training import eval_control
+
+    if not ev.get("control"):
+        return ["", "No control evaluation (the model folder has no segmenter/)."]
+    lines = ["", "## Control: does the image show what was asked?", "",
+             "Measured in pixels by `training.eval_control` (see its docstring): the shipped nodule segmenter on "
+             "Diversify-mode images placed at each pole and size, against the same segmenter on real images of the "
+             "split with their own outlines; grey ratio inside the mask over a ring around it, bright foci and edge "
+             "sharpness per chip value, generated with the same seeds and backgrounds (one chip changed) beside real "
+             "nodules with that value.", "", eval_control.markdown(ev["control"])]
+    return lines + _ablation_lines(model)
 
 
 def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
@@ -421,6 +491,7 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
                   f"{seg.get('epochs')} epochs at {seg.get('imgsz')} px, `training/train_segmenter.py`): "
                   f"test-split IoU {_fmt(t.get('iou'))}, Dice {_fmt(t.get('dice'))} (n={t.get('n')}, "
                   f"missed {t.get('missed')})."]
+    lines += _control_lines(model, ev)
     verdict = ("beats" if b.get("fid", 1e9) < a.get("fid", -1) and b.get("cmmd", 1e9) < a.get("cmmd", -1)
                else "does not beat")
     lines += ["", f"At this training length the full model {verdict} the coarse text-only model on both FID "
@@ -446,6 +517,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split-seed", type=int, default=None, help="default: the one in train_info.json, else 0")
     p.add_argument("--device", default=None)
     p.add_argument("--card-only", action="store_true", help="rewrite README.md from an existing eval.json")
+    p.add_argument("--control-seeds", type=int, default=3, help="control evaluation: images per pole and size (0: skip)")
+    p.add_argument("--control-chip-seeds", type=int, default=4, help="control evaluation: images per chip value")
     args = p.parse_args(argv)
     out = args.out or args.model
     out.mkdir(parents=True, exist_ok=True)
@@ -456,10 +529,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.card_only:
         ev = json.loads((out / "eval.json").read_text())
     else:
-        ev = evaluate(args.model, args.data, out, args.n, args.steps, args.seed, split_seed, args.device)
+        ev = evaluate(args.model, args.data, out, args.n, args.steps, args.seed, split_seed, args.device,
+                      args.control_seeds, args.control_chip_seeds)
         (out / "eval.json").write_text(json.dumps(ev, indent=1, default=float))
     command = (f"python -m training.model_card --model {args.model} --data {args.data} --n {args.n} "
-               f"--steps {args.steps} --seed {args.seed} --split-seed {split_seed}")
+               f"--steps {args.steps} --seed {args.seed} --split-seed {split_seed} --control-seeds {args.control_seeds} "
+               f"--control-chip-seeds {args.control_chip_seeds}")
     card = write_card(args.model, out, ev, command)
     print(json.dumps({k: ev[k] for k in ("n_test_images", "embedder", "seconds")}, indent=1))
     print(f"model card: {card}")

@@ -3,15 +3,20 @@
 Everything that varies in a row is the one chip being taught: the seed, the background and
 the mask placement rule stay fixed, so the differences a student sees come from that feature
 alone. The pipeline places the nodule from the size/location chips (same seed, same place).
+Under each image its measured inside/ring grey ratio, bright foci and edge sharpness are shown,
+so the row says whether the image changed, not only the prompt.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import gradio as gr
+import numpy as np
 from PIL import Image
 
 from tiger import knowledge as kb
+from tiger import measures
+from tiger.pngmeta import b64png_to_array
 from ui import backgrounds as bgs
 from ui import chips as chipform
 from ui import generate as gen
@@ -49,6 +54,24 @@ def _request(chips: dict[str, str], background_id: str | None, seed: int, steps:
         steps=steps, guidance=guidance, mask_auto=True, mode="teach"))
 
 
+def measured_caption(label: str, result: gen.Result) -> str:
+    """`label` with what the image shows inside its placed mask: the inside/ring grey ratio
+    (below 1 = darker than around it), bright foci and edge sharpness (tiger.measures), so a
+    teacher sees whether the chip changed the nodule, not only the prompt."""
+    mask_b64 = result.record.get("mask")
+    if not mask_b64:
+        return label
+    mask = b64png_to_array(mask_b64) > 127
+    img = np.asarray(Image.open(result.path).convert("L"))
+    if mask.shape != img.shape:
+        return label
+    ratio = measures.grey_ratio(img, mask)
+    sharp = measures.edge_sharpness(img, mask)
+    parts = [f"ratio {ratio:.2f}" if ratio is not None else "ratio n/a", f"foci {measures.bright_foci(img, mask)}",
+             f"edge {sharp:.2f}" if sharp is not None else "edge n/a"]
+    return f"{label}\n" + " · ".join(parts)
+
+
 def run_series(ctx: AppContext, series: list[tuple[str, dict[str, str]]], background_id: str | None,
                seed: Any, steps: Any, guidance: Any, session: str, title: str,
                notes: list[str] | None = None, progress: Any = None) -> Any:
@@ -68,7 +91,7 @@ def run_series(ctx: AppContext, series: list[tuple[str, dict[str, str]]], backgr
         req = _request(chips, background_id, seed, steps, guidance)
         for results, _ in stream_batch(ctx, req, session, progress):
             if results:
-                done.append((label, results[-1]))
+                done.append((measured_caption(label, results[-1]), results[-1]))
         if len(done) <= k:   # stopped
             break
         yield [(str(r.path), lab) for lab, r in done], f"{len(done)}/{len(series)}: {label}", None
@@ -76,7 +99,10 @@ def run_series(ctx: AppContext, series: list[tuple[str, dict[str, str]]], backgr
         yield [(str(r.path), lab) for lab, r in done], f"Stopped after {len(done)} of {len(series)}.", None
         return
     images = [Image.open(r.path) for _, r in done]
-    sheet = labelled_row(images, [lab for lab, _ in done], title=title, notes=notes)
+    labels = [lab.split("\n")[0] for lab, _ in done]
+    measured = [lab.split("\n", 1)[1] if "\n" in lab else "" for lab, _ in done]
+    sheet = labelled_row(images, labels, title=title,
+                         notes=[f"{m}. {n}" if n else m for m, n in zip(measured, notes or [""] * len(done))])
     out = gen.new_output_dir() / "tiger_teaching.png"
     sheet.save(out)
     yield [(str(r.path), lab) for lab, r in done], f"Done: {len(done)} images, seed {seed}.", str(out)

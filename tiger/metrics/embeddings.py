@@ -111,6 +111,7 @@ def load_embedder(model_folder: str | Path | None = None, pretrained: str | Path
       numbers still rank sets (identical < shifted) but are not comparable to a trained one's.
     """
     from tiger.device import pick_device
+    from tiger.paths import project_relative
 
     dev = pick_device(device)
     if pretrained is not None:
@@ -126,7 +127,7 @@ def load_embedder(model_folder: str | Path | None = None, pretrained: str | Path
             model = open_clip.create_model(arch, pretrained=str(path), device=dev).eval()
         except RuntimeError as e:
             raise MetricInputError(f"{path} does not fit open_clip architecture {arch}: {str(e)[:200]}") from e
-        return Embedder(model, f"open_clip {arch} from local file {path}", kind="open_clip",
+        return Embedder(model, f"open_clip {arch} from local file {project_relative(path)}", kind="open_clip",
                         _tokenizer=open_clip.get_tokenizer(arch))
     from tiger import domain_clip
     from tiger.paths import DEFAULT_MODEL
@@ -135,7 +136,7 @@ def load_embedder(model_folder: str | Path | None = None, pretrained: str | Path
     found = find_clip_folder(folder) if folder.exists() else None
     if found is not None:
         model = domain_clip.load_clip(found).to(dev).eval()
-        return Embedder(model, f"domain CLIP from {found}")
+        return Embedder(model, f"domain CLIP from {project_relative(found)}")
     if not allow_random:
         raise MetricInputError(
             f"no domain CLIP found in {folder} (looked for clip/ and text_encoder/ with config.json); "
