@@ -227,7 +227,8 @@ def test_teach_row_and_grid(client: Client):
         assert f"ratio {ratio:.2f}" in g["caption"].split("\n")[1]
     assert Image.open(sheet).format == "PNG" and Image.open(sheet).width > 5 * 128
     gallery, status, sheet = client.predict(None, 7, 2, 3.0, api_name="/teach_grid")
-    assert [g["caption"] for g in gallery] == ["Benign", "PTC", "FTC", "MTC"] and sheet
+    assert [g["caption"].split("\n")[0] for g in gallery] == ["Benign", "PTC", "FTC", "MTC"] and sheet
+    assert all(g["caption"].split("\n")[1].startswith("ratio ") for g in gallery)
 
 
 def test_missing_model_is_explained(ui_server_no_model):
