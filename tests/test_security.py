@@ -329,3 +329,28 @@ def test_oversized_bodies_get_413(app):
     r = client.post("/api/turing/login", content=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413
     assert _login(client, "sec-admin").status_code == 200  # normal bodies still pass
+
+
+def test_generation_pages_ask_for_a_login_when_configured(tmp_path, ui_model_dir):
+    """`require_login` (app.py turns it on for a non-loopback --host): Gradio's config and API of
+    the main app answer 401 without a session, and a study account logs in."""
+    from fastapi.testclient import TestClient
+
+    from ui.server import create_app
+
+    app = create_app(model_dir=ui_model_dir, data_dir=tmp_path, require_login=True)
+    app.state.ctx.store().create_reader("researcher", PASSWORD)
+    with TestClient(app) as client:
+        assert client.get("/config").status_code == 401
+        assert client.post("/gradio_api/call/chip_texts", json={"data": []}).status_code == 401
+        assert client.post("/login", data={"username": "researcher", "password": "wrong pass"}).status_code == 400
+        assert client.post("/login", data={"username": "researcher", "password": PASSWORD}).status_code == 200
+        assert client.get("/config").status_code == 200
+        assert client.get("/health").json()["status"] == "ok"  # liveness stays open
+
+
+def test_app_py_requires_login_beyond_loopback():
+    import app as entry
+
+    assert entry._is_loopback("127.0.0.1") and entry._is_loopback("localhost") and entry._is_loopback("::1")
+    assert not entry._is_loopback("0.0.0.0") and not entry._is_loopback("10.1.2.3")
