@@ -317,8 +317,9 @@ def test_non_finite_confidence_is_a_clear_422(app, mixed_study):
 
 def test_oversized_bodies_get_413(app):
     url, store, client = app
-    big = b'{"username": "' + b"x" * (2 * 1024 * 1024) + b'", "password": "p"}'
-    for path in ("/api/turing/login", "/gradio_api/call/chip_texts", "/study/login"):
+    for path, mib in (("/api/turing/login", 2), ("/study/login", 2), ("/gradio_api/call/chip_texts", 9),
+                      ("/gradio_api/upload", 52)):
+        big = b'{"username": "' + b"x" * (mib * 1024 * 1024) + b'", "password": "p"}'
         r = client.post(path, content=big, headers={"Content-Type": "application/json"})
         assert r.status_code == 413, (path, r.status_code)
 

@@ -119,7 +119,7 @@ def encode(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=256)  # level-0 PNGs are size^2 bytes: 64 MiB at 512 px
 def _served(path: str, mtime_ns: int, spec: ServeSpec | None) -> bytes:
     if spec is None:
         return _legacy_png(path)

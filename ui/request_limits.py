@@ -3,8 +3,9 @@
 Why a cap in front of everything: FastAPI parses a JSON body in full before any route sees it,
 so without a limit one 50 MB request ties up a worker and its memory. The cap is checked on
 the declared Content-Length (refused before reading) and on the bytes actually received
-(chunked bodies), answering 413 either way. Gradio's upload route gets the upload limit;
-everything else (JSON APIs, Gradio event payloads, logins) gets a small one.
+(chunked bodies), answering 413 either way. Gradio's upload route gets the upload limit,
+other Gradio routes (event payloads, where the canvas carries small PNG data URIs) 8 MiB, and
+everything else (JSON APIs, logins) 1 MiB.
 
 Why a context variable for the client: Gradio calls a login `auth` function with the user
 name and password only, yet the wrong-password limiter keys on (name, address). The middleware
@@ -22,7 +23,8 @@ from ui.uploads import MAX_BYTES
 
 CLIENT_ADDRESS: contextvars.ContextVar[str] = contextvars.ContextVar("tiger_client_address", default="")
 
-MAX_BODY_BYTES = 1024 * 1024                  # JSON APIs, Gradio events, logins
+MAX_BODY_BYTES = 1024 * 1024                  # JSON APIs, logins
+MAX_EVENT_BODY_BYTES = 8 * 1024 * 1024         # Gradio events: the canvas value carries PNG data URIs
 MAX_UPLOAD_BODY_BYTES = MAX_BYTES + 1024 * 1024  # one upload at the upload limit plus multipart framing
 UPLOAD_SUFFIX = "/gradio_api/upload"
 
@@ -39,8 +41,10 @@ class BodyTooLarge(HTTPException):
 
 
 def body_limit_for(path: str) -> int:
-    """The byte limit for a request path: uploads get the upload limit, the rest the small one."""
-    return MAX_UPLOAD_BODY_BYTES if path.rstrip("/").endswith(UPLOAD_SUFFIX) else MAX_BODY_BYTES
+    """The byte limit for a request path: uploads, other Gradio routes, everything else."""
+    if path.rstrip("/").endswith(UPLOAD_SUFFIX):
+        return MAX_UPLOAD_BODY_BYTES
+    return MAX_EVENT_BODY_BYTES if "/gradio_api/" in path else MAX_BODY_BYTES
 
 
 class RequestGuard:
