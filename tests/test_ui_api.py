@@ -233,7 +233,7 @@ def test_teach_row_and_grid(client: Client):
 
 def test_missing_model_is_explained(ui_server_no_model):
     with urllib.request.urlopen(ui_server_no_model.url + "health") as r:
-        assert json.loads(r.read())["model_present"] is False
+        assert json.loads(r.read())["model_id"] is None  # no model served
     c = Client(ui_server_no_model.url, verbose=False)
     with pytest.raises(AppError, match="No model found"):
         c.predict(*_gen_args(), api_name="/generate")

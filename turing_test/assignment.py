@@ -1,10 +1,14 @@
-"""Per-reader question lists: which cases each protocol asks, in a seeded, balanced order.
+"""Per-reader question lists: which cases each protocol asks, in a seeded, per-reader shuffle.
 
-Why balanced and not a plain shuffle: a plain shuffle can put ten synthetic images in a row for
-one reader, which readers notice and exploit. The balanced order interleaves the strata
-(truth x method) so that every prefix of the list keeps the study's proportions, while the
-order inside each stratum and the tie-breaks stay random. The seed is (study seed, reader id),
-so a reader's order is reproducible and different from every other reader's.
+Why permuted blocks and not the old interleaving: drawing always from the stratum furthest
+behind its share made the truth sequence almost alternating (`rsrsrsrrsrsrsr`) and the same
+for every reader, so a reader who noticed the rhythm could answer without looking. Now the
+list is cut into blocks of about `block_size` questions (default 20), each holding its share
+of every stratum (truth x method) and shuffled inside: runs of one class then occur about as
+often as in a plain shuffle (tests/test_security.py measures it), while no long stretch drifts
+far from the study's proportions. `design["order"] = "random"` asks for a plain shuffle.
+The seed is (study seed, reader id), so a reader's order is reproducible and different from
+every other reader's.
 """
 from __future__ import annotations
 
@@ -43,33 +47,60 @@ def reader_rng(study_seed: int, reader_id: int, salt: str = "") -> random.Random
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def balanced_order(cases: list[CaseInfo], rng: random.Random, key=lambda c: (c.truth, c.method)) -> list[CaseInfo]:
-    """Shuffle inside each stratum, then always draw from the stratum furthest behind its share."""
+DEFAULT_BLOCK_SIZE = 20
+
+
+def _strata(cases: list[CaseInfo], rng: random.Random, key) -> list[list[CaseInfo]]:
+    """The cases grouped by key, each group shuffled, groups in a stable (sorted) order."""
     strata: dict = defaultdict(list)
     for case in cases:
         strata[key(case)].append(case)
-    for members in strata.values():
+    groups = [strata[k] for k in sorted(strata)]
+    for members in groups:
         rng.shuffle(members)
-    total = len(cases)
-    taken = {k: 0 for k in strata}
+    return groups
+
+
+def _spread(total: int, parts: int, rng: random.Random) -> list[int]:
+    """`total` split into `parts` near-equal counts; which parts get the remainder is random."""
+    base, extra = divmod(total, parts)
+    counts = [base] * parts
+    for i in rng.sample(range(parts), extra):
+        counts[i] += 1
+    return counts
+
+
+def balanced_order(cases: list[CaseInfo], rng: random.Random, key=lambda c: (c.truth, c.method),
+                   block_size: int = DEFAULT_BLOCK_SIZE) -> list[CaseInfo]:
+    """Permuted blocks: every block holds its share of each stratum and is shuffled inside."""
+    if not cases:
+        return []
+    n_blocks = max(1, round(len(cases) / max(1, int(block_size))))
+    blocks: list[list[CaseInfo]] = [[] for _ in range(n_blocks)]
+    for members in _strata(cases, rng, key):
+        start = 0
+        for block, count in zip(blocks, _spread(len(members), n_blocks, rng)):
+            block += members[start:start + count]
+            start += count
     out: list[CaseInfo] = []
-    for step in range(1, total + 1):
-        def deficit(k):
-            return len(strata[k]) / total * step - taken[k]
-        open_keys = [k for k in strata if taken[k] < len(strata[k])]
-        best = max(deficit(k) for k in open_keys)
-        choices = [k for k in open_keys if abs(deficit(k) - best) < 1e-9]
-        k = rng.choice(sorted(choices))
-        out.append(strata[k][taken[k]])
-        taken[k] += 1
+    for block in blocks:
+        rng.shuffle(block)
+        out += block
     return out
 
 
-def subsample(cases: list[CaseInfo], n: int | None, rng: random.Random) -> list[CaseInfo]:
-    """Keep n cases, proportionally per stratum (the balanced order's prefix does exactly that)."""
+def subsample(cases: list[CaseInfo], n: int | None, rng: random.Random,
+              key=lambda c: (c.truth, c.method)) -> list[CaseInfo]:
+    """Keep n cases, proportionally per stratum (largest remainders, ties broken at random)."""
     if not n or n >= len(cases):
         return cases
-    return balanced_order(cases, rng)[:n]
+    groups = _strata(cases, rng, key)
+    exact = [len(g) * n / len(cases) for g in groups]
+    quota = [int(q) for q in exact]
+    order = sorted(range(len(groups)), key=lambda i: (exact[i] - quota[i], rng.random()), reverse=True)
+    for i in order[:n - sum(quota)]:
+        quota[i] += 1
+    return [c for g, q in zip(groups, quota) for c in g[:q]]
 
 
 def protocol_cases(protocol: int, cases: list[CaseInfo], design: dict) -> list[CaseInfo]:
@@ -104,15 +135,17 @@ def distractors(target: CaseInfo, pool: list[CaseInfo], n: int = 3) -> list[Case
 
 def plan_items(protocols: list[int], cases: list[CaseInfo], design: dict, study_seed: int,
                reader_id: int) -> list[PlannedItem]:
-    """The reader's whole list: protocol blocks in study order, each block balanced and shuffled."""
+    """The reader's whole list: protocol blocks in study order, each in permuted blocks of its own."""
     items: list[PlannedItem] = []
     for protocol in protocols:
         rng = reader_rng(study_seed, reader_id, f"p{protocol}")
         chosen = protocol_cases(protocol, cases, design)
         chosen = subsample(chosen, design.get("cases_per_reader"), rng)
-        ordered = chosen[:] if design.get("order") == "random" else balanced_order(chosen, rng)
         if design.get("order") == "random":  # the design may ask for a plain shuffle instead
+            ordered = chosen[:]
             rng.shuffle(ordered)
+        else:
+            ordered = balanced_order(chosen, rng, block_size=design.get("block_size", DEFAULT_BLOCK_SIZE))
         for case in ordered:
             options = None
             if protocol == 2:

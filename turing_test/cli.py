@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cases-per-reader", type=int, default=None)
     p.add_argument("--allow-edits", action="store_true")
+    p.add_argument("--serve-size", type=int, default=None,
+                   help="side in pixels every case is served at (default: the synthetic cases' side)")
+    p.add_argument("--strict-blinding", action="store_true",
+                   help="refuse the study when served real and synthetic cases would still differ")
     p.add_argument("--readers", default="", help="comma-separated user names to enroll")
     p = sub.add_parser("enroll")
     p.add_argument("study_id", type=int)
@@ -85,10 +89,17 @@ def main(argv: list[str] | None = None) -> int:
                 method, _, folder = spec.partition("=")
                 specs += mf.cases_from_folder(folder, truth="synthetic", method=method)
             design = {"cases_per_reader": args.cases_per_reader} if args.cases_per_reader else {}
+            if args.serve_size:
+                design["serve"] = {"size": args.serve_size}
+            if args.strict_blinding:
+                design["blinding"] = "strict"
             study_id = store.create_study(args.name, specs, protocols=[int(x) for x in args.protocols.split(",")],
                                           design=design, seed=args.seed, allow_edits=args.allow_edits,
                                           readers=[r for r in args.readers.split(",") if r], progress=True)
-            print(json.dumps({"study_id": study_id, "cases": len(specs)}))
+            blinding = store.blinding(study_id)
+            for warning in blinding["warnings"]:
+                print(f"warning: {warning}", file=sys.stderr)
+            print(json.dumps({"study_id": study_id, "cases": len(specs), "serve": blinding["serve"]}))
         elif args.cmd == "enroll":
             print(json.dumps({"items_created": store.enroll(args.study_id, [r for r in args.readers.split(",") if r])}))
         elif args.cmd == "export":

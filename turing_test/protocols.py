@@ -5,6 +5,8 @@ because a silently accepted malformed answer is a lost answer.
 """
 from __future__ import annotations
 
+import math
+
 from turing_test.errors import PayloadError
 from turing_test.features import protocol3_groups
 
@@ -36,8 +38,9 @@ def validate_payload(protocol: int, payload, *, option_tokens: list[str] | None 
         out = {"answer": answer}
         confidence = payload.get("confidence")
         if confidence is not None:
-            if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or confidence != int(confidence) \
-                    or not 1 <= int(confidence) <= 5:
+            # NaN, Infinity and 1e400 (parsed as inf) are floats too: refuse them before int() would fail
+            if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
+                    or not math.isfinite(confidence) or confidence != int(confidence) or not 1 <= int(confidence) <= 5:
                 raise PayloadError("confidence must be a whole number from 1 to 5")
             out["confidence"] = int(confidence)
         return out

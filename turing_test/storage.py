@@ -31,12 +31,12 @@ from turing_test import auth
 from turing_test.assignment import CaseInfo, plan_items
 from turing_test.errors import (AuthError, DuplicateAnswer, ManifestError, NotFound, PermissionDenied,
                                 TuringError)
-from turing_test.images import clean_png_bytes
+from turing_test.images import ServeSpec, blinding_report, default_spec, served_png, spec_problems
 from turing_test.manifest import CaseSpec, validate_cases
 from turing_test.models import (PROTOCOLS, ROLES, Answer, AnswerRevision, Case, Enrollment, Item,
                                 Reader, Session, Study)
 from turing_test.protocols import PROTOCOL_NAMES, score, shown_features, validate_payload
-from turing_test.ratelimit import LoginRateLimiter
+from turing_test.ratelimit import LoginRateLimiter, login_key
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SESSION_TTL_S = 12 * 3600
@@ -226,16 +226,23 @@ class Store:
 
     def authenticate(self, username: str, password: str, client: str = "") -> ReaderInfo:
         """The reader for these credentials; AuthError (same text for unknown user and wrong
-        password) or RateLimited after too many failures for this user or client."""
-        keys = [f"user:{(username or '').strip().lower()}"] + ([f"client:{client}"] if client else [])
-        self.limiter.check(*keys)
+        password) or RateLimited after too many failures for this (user name, client address).
+
+        An unknown name is verified against a dummy hash with the same parameters, so a login
+        takes as long for a name that does not exist as for one that does (no enumeration by
+        timing).
+        """
+        key = login_key(username, client)
+        self.limiter.check(key)
         with self.Session() as s:
             reader = s.scalar(select(Reader).where(Reader.username == (username or "").strip()))
+        if reader is None:
+            auth.verify_dummy(password or "")
         ok = reader is not None and auth.verify_password(reader.password_hash, password or "")
         if not ok or not reader.active:
-            self.limiter.failed(*keys)
+            self.limiter.failed(key)
             raise AuthError("wrong user name or password, or the account is deactivated")
-        self.limiter.succeeded(keys[0])
+        self.limiter.succeeded(key)
         return self._info(reader)
 
     def login(self, username: str, password: str, client: str = "", ttl_s: float = SESSION_TTL_S) -> tuple[str, ReaderInfo]:
@@ -286,12 +293,18 @@ class Store:
         protocols = list(protocols) if isinstance(protocols, (list, tuple)) else [protocols]
         try:
             seed = int(seed)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf) from a JSON 1e400
             problems.append(f"seed must be a whole number, got {seed!r}")
             seed = 0
         if not protocols or any(p not in PROTOCOLS for p in protocols) or len(set(protocols)) != len(protocols):
             problems.append(f"protocols must be distinct values of {list(PROTOCOLS)}, got {protocols}")
         design = dict(design or {})
+        problems += spec_problems(design.get("serve"))
+        if design.get("blinding", "warn") not in ("warn", "strict"):
+            problems.append(f'design "blinding" must be "warn" or "strict", got {design.get("blinding")!r}')
+        block = design.get("block_size")
+        if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
+            problems.append(f'design "block_size" must be a whole number of questions >= 1, got {block!r}')
         with self.Session() as s:
             if name and s.scalar(select(Study.id).where(Study.name == name)) is not None:
                 problems.append(f"a study named {name!r} exists")
@@ -302,6 +315,7 @@ class Store:
             valid = []
         if problems:
             raise ManifestError(problems)
+        design.update(self._blinding(valid, design))
         with self.Session.begin() as s:
             study = Study(name=name, description=description, protocols=protocols, design=design, seed=int(seed),
                           active=True, created_at=_now(), allow_edits=bool(allow_edits))
@@ -315,6 +329,28 @@ class Store:
         if readers:
             self.enroll(study_id, list(readers))
         return study_id
+
+    @staticmethod
+    def _blinding(valid: list, design: dict) -> dict:
+        """The study's ServeSpec and what it cannot hide (`turing_test.images`); design["blinding"]
+        = "strict" refuses a study whose served cases would still differ."""
+        by_truth: dict[str, list[Path]] = {}
+        for c in valid:
+            by_truth.setdefault(c.truth, []).append(c.image_path)
+        spec = default_spec(by_truth, design.get("serve"))
+        warnings = blinding_report(by_truth, spec)
+        if warnings and design.get("blinding") == "strict":
+            raise ManifestError([f"blinding: {w}" for w in warnings])
+        return {"serve": spec.as_design(), "blinding_warnings": warnings}
+
+    def blinding(self, study_id: int) -> dict:
+        """How a study serves its images and the warnings found at creation (admin view)."""
+        with self.Session() as s:
+            study = s.get(Study, study_id) if _valid_id(study_id) else None
+            if study is None:
+                raise NotFound(f"no study with id {study_id}")
+            design = study.design or {}
+        return {"serve": design.get("serve"), "warnings": list(design.get("blinding_warnings", []))}
 
     def list_studies(self) -> list[dict]:
         with self.Session() as s:
@@ -478,13 +514,15 @@ class Store:
             return {"answer_id": old.id, "item_id": item_id, "revision": old.revision, "stored": True}
 
     def image_png(self, reader: ReaderInfo, token: str) -> bytes:
-        """Metadata-free PNG of a case image, only if the case is in one of this reader's items."""
+        """The case image as the study serves it (`turing_test.images`: one size, mode and encoding
+        for every case, no metadata), only if the case is in one of this reader's items."""
         if not isinstance(token, str) or not token or len(token) > 64 or not all(c.isalnum() or c in "-_" for c in token):
             raise NotFound("no such image")
         with self.Session() as s:
             case = s.scalar(select(Case).where(Case.token == token))
             if case is None:
                 raise NotFound("no such image")
+            spec = ServeSpec.from_design((s.get(Study, case.study_id).design or {}).get("serve"))
             if not reader.is_admin:
                 if s.get(Enrollment, (case.study_id, reader.id)) is None:
                     raise NotFound("no such image")
@@ -494,7 +532,7 @@ class Store:
                     raise NotFound("no such image")
             path = case.image_path
         try:
-            return clean_png_bytes(path)
+            return served_png(path, spec)
         except OSError:
             raise NotFound("the image file of this case is missing; tell the study admin") from None
 

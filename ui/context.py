@@ -17,6 +17,7 @@ class AppContext:
     model_dir: Path = DEFAULT_MODEL
     db_url: str | None = None
     data_dir: Path = DATA_ROOT
+    require_login: bool = False  # the generation pages ask for a study account (served beyond localhost)
     _pipeline: Any = field(default=None, repr=False)
     _store: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

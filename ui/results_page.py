@@ -29,9 +29,12 @@ def _admin(store: Store, token: str | None) -> ReaderInfo:
     return who
 
 
-def admin_login(store: Store, username: str, password: str) -> str:
-    """A session token for an admin; non-admins are refused (and their session closed)."""
-    token, who = store.login(username, password)
+def admin_login(store: Store, username: str, password: str, client: str = "") -> str:
+    """A session token for an admin; non-admins are refused (and their session closed).
+
+    client: the browser's address, so wrong passwords count per (name, address) as on the API.
+    """
+    token, who = store.login(username, password, client=client)
     if not who.is_admin:
         store.logout(token)
         store.require_admin(who)
@@ -137,9 +140,9 @@ def build(ctx: AppContext) -> None:
         choices = [(f"{s['name']} (id {s['id']})", s["id"]) for s in ctx.store().list_studies()]
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    def on_login(u, p):
+    def on_login(u, p, request: gr.Request):
         try:
-            tok = admin_login(ctx.store(), u, p)
+            tok = admin_login(ctx.store(), u, p, client=request.client.host if request and request.client else "")
         except TuringError as exc:
             return None, f"**Login refused:** {exc}", gr.update(visible=False), gr.update()
         return tok, f"Logged in as {u}.", gr.update(visible=True), studies_update(tok)

@@ -156,7 +156,7 @@ def register(app: FastAPI, ctx: AppContext) -> None:
             str(body.get("name", "")), protocols=body.get("protocols", [1, 2, 3]), design=body.get("design"),
             seed=body.get("seed", 0), allow_edits=bool(body.get("allow_edits", False)),
             description=str(body.get("description", "")), readers=body.get("readers", []), **_study_kwargs(body))
-        return {"id": study_id}
+        return {"id": study_id, "blinding_warnings": store().blinding(study_id)["warnings"]}
 
     @app.post(PREFIX + "/admin/studies/{study_id}/enroll")
     def enroll(request: Request, study_id: int, body: dict = Body(...)) -> dict:
@@ -198,7 +198,10 @@ def create_api_app() -> FastAPI:
     from tiger.paths import DATA_ROOT
 
     ctx = AppContext(db_url=os.environ.get("TIGER_DB_URL"), data_dir=Path(os.environ.get("TIGER_DATA_DIR", DATA_ROOT)))
+    from ui.request_limits import RequestGuard
+
     app = FastAPI(title="Tiger Studio - Turing API")
+    app.add_middleware(RequestGuard)
 
     @app.get("/health")
     def health() -> dict:

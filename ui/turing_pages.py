@@ -1,7 +1,8 @@
 """The "Turing test" tab of the main app and the reader app mounted at /study.
 
-Login design: the main app stays open to researchers without an account (Synthesize,
-Reference, Teach), so it gets no `auth` (`mount_kwargs` returns nothing). Physicians read in a
+Login design: on localhost the main app stays open to researchers without an account
+(Synthesize, Reference, Teach), so it gets no `auth` unless `ctx.require_login` is set
+(`mount_kwargs`; app.py sets it when serving beyond localhost). Physicians read in a
 separate Gradio app at /study whose login (Gradio `auth=`) is checked against the study store
 (argon2 hashes, wrong passwords rate-limited). The tab here explains the study and links to it.
 The functions the buttons call are plain Python (`reader_view`, `submit_answer`, `review_options`,
@@ -26,6 +27,8 @@ from turing_test.errors import PermissionDenied, TuringError
 from turing_test.storage import ReaderInfo, Store
 from ui.context import AppContext
 from ui.errors import friendly
+from ui.file_inputs import accept_uploaded_files_only
+from ui.request_limits import CLIENT_ADDRESS
 
 STUDY_PATH = "/study"
 CHOICE_LABELS = ("A", "B", "C", "D")
@@ -33,9 +36,36 @@ P1_LABELS = ("Real", "Synthetic")
 FINAL_NOTE = "Answers in this study are final once submitted; they cannot be reviewed or changed."
 
 
+def store_login(ctx: AppContext):
+    """A Gradio `auth` function checked against the study store, keyed by (name, client address).
+
+    Async so that argon2 runs in a worker thread, not on the event loop; the client address
+    comes from `ui.request_limits.CLIENT_ADDRESS` (Gradio passes only name and password).
+    """
+    import anyio
+
+    def check(username: str, password: str) -> bool:
+        try:
+            ctx.store().authenticate(username, password, client=CLIENT_ADDRESS.get())
+            return True
+        except TuringError:
+            return False
+
+    async def auth(username: str, password: str) -> bool:
+        return await anyio.to_thread.run_sync(check, username, password)
+
+    return auth
+
+
 def mount_kwargs(ctx: AppContext) -> dict:
-    """The main app needs no login; readers log in at /study (see module docstring)."""
-    return {}
+    """The main app needs no login on localhost; readers log in at /study (see module docstring).
+
+    With `ctx.require_login` (TIGER_REQUIRE_LOGIN=1, or app.py serving beyond localhost) the
+    main app asks for a study account too, checked like the reader login.
+    """
+    if not ctx.require_login:
+        return {}
+    return {"auth": store_login(ctx), "auth_message": "Tiger Studio: log in with your study account."}
 
 
 def build(ctx: AppContext) -> None:
@@ -288,12 +318,6 @@ def build_reader_blocks(ctx: AppContext) -> gr.Blocks:
 def mount_reader_app(app, ctx: AppContext) -> None:
     """Mount the reader app at /study with a login checked against the study store."""
 
-    def check(username: str, password: str) -> bool:
-        try:
-            ctx.store().authenticate(username, password)  # keyed by user: one IP is shared by all
-            return True
-        except TuringError:
-            return False
-
-    gr.mount_gradio_app(app, build_reader_blocks(ctx), path=STUDY_PATH, auth=check,
+    gr.mount_gradio_app(app, accept_uploaded_files_only(build_reader_blocks(ctx)), path=STUDY_PATH,
+                        auth=store_login(ctx),
                         auth_message="Reader study: log in with the account your study admin gave you.")
