@@ -104,31 +104,25 @@ def postgres_server():
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL binaries not installed (scripts/system_deps.sh installs Debian's postgresql)")
-    import tempfile
-
-    from tiger.paths import CACHE_ROOT
-
-    # not under tmp_path: pytest's base folder is private to root, and the server runs as another user
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="pg-", dir=CACHE_ROOT))
-    data = root / "data"
     prefix: list[str] = []
+    owner: pwd.struct_passwd | None = None
     if os.geteuid() == 0:
         user = next((u for u in ("postgres", "nobody") if _has_user(u)), None)
         if user is None or shutil.which("runuser") is None:
             pytest.skip("running as root without a postgres/nobody account to run the server")
-        pw = pwd.getpwnam(user)
-        os.chown(root, pw.pw_uid, pw.pw_gid)
+        owner = pwd.getpwnam(user)
         prefix = ["runuser", "-u", user, "--"]
+    root = server_home(owner)
+    data = root / "data"
     from ui.turing_api import free_port
 
     port = free_port()
     subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                             "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+                             "-E", "UTF8", "--no-sync"], check=True, capture_output=True, cwd=root)
     log = root / "server.log"
     subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
                              f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200", "start"],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, cwd=root)
     counter = iter(range(1000))
 
     def new_database() -> str:
@@ -140,8 +134,43 @@ def postgres_server():
         return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
 
     yield new_database
-    subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+    subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
+                   cwd=root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _reachable_by(folder: Path, uid: int) -> bool:
+    """True when every folder from / down to folder lets uid through (owner or world-executable).
+
+    A checkout under a mode-700 home or `mktemp -d` folder fails this for any user but root, which
+    is why the server's files cannot live under the checkout (or pytest's root-private tmp_path).
+    """
+    folder = folder.resolve()
+    for part in (folder, *folder.parents):
+        st = part.stat()
+        if st.st_uid != uid and not st.st_mode & 0o001:
+            return False
+    return True
+
+
+def server_home(owner: "pwd.struct_passwd | None") -> Path:
+    """A fresh temporary folder owned by the account a test server runs as.
+
+    The folder sits in the system temporary folder (TMPDIR, else /tmp, /var/tmp: the first the
+    account can reach), never under the checkout, so the tests pass whatever the checkout's
+    permissions. owner None means the server runs as us: any temporary folder will do.
+    """
+    import os
+    import tempfile
+
+    if owner is None:
+        return Path(tempfile.mkdtemp(prefix="tiger-pg-"))
+    for base in dict.fromkeys((tempfile.gettempdir(), "/tmp", "/var/tmp")):
+        if Path(base).is_dir() and _reachable_by(Path(base), owner.pw_uid):
+            root = Path(tempfile.mkdtemp(prefix="tiger-pg-", dir=base))
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+            return root
+    pytest.skip(f"no temporary folder that user {owner.pw_name} can reach (TMPDIR, /tmp, /var/tmp)")
 
 
 def _has_user(name: str) -> bool:
