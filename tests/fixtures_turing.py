@@ -120,7 +120,7 @@ def postgres_server():
         pw = pwd.getpwnam(user)
         os.chown(root, pw.pw_uid, pw.pw_gid)
         prefix = ["runuser", "-u", user, "--"]
-    from ui.turing_api import free_port
+    from tests.servers import free_port
 
     port = free_port()
     subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
