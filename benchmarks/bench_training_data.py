@@ -1,4 +1,4 @@
-"""Batch supply of the training stages: tensors loaded once (training/common.py `load_split`,
+"""Batch supply of the training stages: tensors loaded once (training/tensor_data.py `load_split`,
 batches drawn by index) vs a torch DataLoader over `tiger.data.TigerDataset` (PNG decode per
 item), the usual recipe. Both yield the same batches (image, mask, Sobel map, flipped) for
 the same number of steps; the DataLoader is the baseline measured in the same run.
@@ -27,7 +27,8 @@ from tiger.paths import DATA_ROOT  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     from tiger.data import TigerDataset, load_metadata, split
-    from training.common import batch_indices, load_split, random_hflip, step_generator
+    from training.draws import batch_indices, random_hflip, step_generator
+    from training.tensor_data import load_split
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DATA_ROOT / "ddti-128"))

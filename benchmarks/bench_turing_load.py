@@ -25,7 +25,7 @@ from tqdm import tqdm  # noqa: E402
 from turing_test.manifest import load_manifest  # noqa: E402
 from turing_test.simulate import percentile, run_readers, setup_study  # noqa: E402
 from turing_test.storage import default_url, open_store  # noqa: E402
-from ui.turing_api import free_port, spawn_api_server  # noqa: E402
+from tests.servers import free_port, spawn_api_server  # noqa: E402
 
 PASSWORD = "benchmark password"
 

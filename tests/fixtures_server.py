@@ -8,15 +8,14 @@ Both the model and the small canonical import are cached in `.cache/` across run
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port, wait_for_health
 from tiger.paths import CACHE_ROOT, SHARED_DATA
 
 UI_CACHE = CACHE_ROOT / "ui-tests"
@@ -52,12 +51,6 @@ def micro_model(folder: Path | None = None) -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class RunningApp:
     url: str
@@ -68,8 +61,6 @@ class RunningApp:
 
 def start_app(model_dir: Path, data_dir: Path) -> tuple[RunningApp, object, threading.Thread]:
     """Start uvicorn in a daemon thread; returns once /health answers."""
-    import urllib.request
-
     import uvicorn
 
     from ui.server import create_app
@@ -80,17 +71,11 @@ def start_app(model_dir: Path, data_dir: Path) -> tuple[RunningApp, object, thre
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
+    try:
+        wait_for_health(url + "health", 60.0)
+    except RuntimeError:
         server.should_exit = True
-        raise RuntimeError("the app did not answer /health within 60 s")
+        raise
     return RunningApp(url, model_dir, data_dir, app), server, thread
 
 

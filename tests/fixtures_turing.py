@@ -114,7 +114,7 @@ def postgres_server():
         prefix = ["runuser", "-u", user, "--"]
     root = server_home(owner)
     data = root / "data"
-    from ui.turing_api import free_port
+    from tests.servers import free_port
 
     port = free_port()
     subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",

@@ -23,7 +23,8 @@ from pathlib import Path
 import tiger  # noqa: F401
 import torch
 
-from training.common import TrainingInputError, stage_is_done
+from training.errors import TrainingInputError
+from training.stage_run import stage_is_done
 
 FINE_PARTS = ("controlnet_fg", "controlnet_bg", "fusion")
 

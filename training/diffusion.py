@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import torch
 
-from training.common import TensorData, TrainingInputError
+from training.errors import TrainingInputError
+from training.tensor_data import TensorData
 
 
 @dataclass

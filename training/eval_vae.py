@@ -88,7 +88,8 @@ def reconstruction_grid(vae, images: torch.Tensor, path: str | Path, n: int = 6,
 def main(argv: list[str] | None = None) -> int:
     from diffusers import AutoencoderKL
 
-    from training.common import TrainingInputError, load_split
+    from training.errors import TrainingInputError
+    from training.tensor_data import load_split
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vae", required=True, help="a VAE folder (config.json + safetensors): a stage's model/ or a model folder's vae/")

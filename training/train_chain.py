@@ -25,7 +25,9 @@ from pathlib import Path
 import tiger  # noqa: F401
 import torch
 
-from training.common import Budget, TrainingInputError, parse_minutes, stage_is_done
+from training.budget import Budget, parse_minutes
+from training.errors import TrainingInputError
+from training.stage_run import stage_is_done
 from training.export import STAGES, export_model
 
 #: Batch sizes per device type: a GPU is launch-bound for these small nets, so larger batches

@@ -19,8 +19,11 @@ import tiger  # noqa: F401
 import torch
 import torch.nn.functional as F
 
-from training.common import (stage_main, StageRun, TrainingInputError, add_common_args, batch_indices,
-                             load_split, random_hflip)
+from training.draws import random_hflip
+from training.errors import TrainingInputError
+from training.stage_cli import add_common_args, stage_main
+from training.stage_run import StageRun
+from training.tensor_data import load_split
 
 
 def build_domain_clip(preset: str):
@@ -74,7 +77,7 @@ def train(args: argparse.Namespace) -> dict:
 
     while run.keep_going():
         g = run.rng(0)
-        idx = batch_indices(len(data), args.batch_size, g)
+        idx = run.batch_indices(len(data), args.batch_size, g)
         (x,) = random_hflip(g, data.images[idx])
         tok = tokens[idx]
         with acc.autocast():

@@ -15,8 +15,11 @@ import argparse
 import tiger  # noqa: F401
 import torch
 
-from training.common import (stage_main, EMA, StageRun, TrainingInputError, add_common_args, batch_indices,
-                             load_split, trainable)
+from training.ema import EMA
+from training.errors import TrainingInputError
+from training.stage_cli import add_common_args, stage_main
+from training.stage_run import StageRun, trainable
+from training.tensor_data import load_split
 from training.diffusion import (TextBank, flip_choice, load_frozen, noisy_v_batch, prepare_latents,
                                 weighted_mse)
 
@@ -63,7 +66,7 @@ def train(args: argparse.Namespace) -> dict:
 
     while run.keep_going():
         g = run.rng(0)
-        idx = batch_indices(len(lat), args.batch_size, g)
+        idx = run.batch_indices(len(lat), args.batch_size, g)
         z0 = lat.sample(idx, flip_choice(len(idx), g), frozen.scaling_factor, g)
         keep = torch.rand(len(idx), generator=g, device=g.device) >= args.cfg_dropout
         ctx = bank.states[torch.where(keep, text_ids[idx], torch.zeros_like(idx))]

@@ -26,8 +26,8 @@ from pathlib import Path
 import tiger  # noqa: F401
 import torch
 
-from training.common import (stage_main, EMA, StageRun, TrainingInputError, add_common_args, batch_indices,
-                             drop_texts, load_split, trainable)
+from training.common import (stage_main, EMA, StageRun, TrainingInputError, add_common_args, drop_texts,
+                             load_split, trainable)
 from training.diffusion import (TextBank, flip_choice, load_frozen, mask_weight, noisy_v_batch,
                                 prepare_latents, weighted_mse)
 
@@ -115,7 +115,7 @@ def train(args: argparse.Namespace) -> dict:
 
     while run.keep_going():
         g = run.rng(0)
-        idx = batch_indices(len(lat), args.batch_size, g)
+        idx = run.batch_indices(len(lat), args.batch_size, g)
         n = len(idx)
         flip = flip_choice(n, g)
         z0 = lat.sample(idx, flip, frozen.scaling_factor, g)

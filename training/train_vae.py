@@ -31,8 +31,11 @@ import tiger  # noqa: F401
 import torch
 import torch.nn.functional as F
 
-from training.common import (stage_main, StageRun, TrainingInputError, add_common_args, batch_indices,
-                             load_split, random_hflip, trainable)
+from training.draws import random_hflip
+from training.errors import TrainingInputError
+from training.stage_cli import add_common_args, stage_main
+from training.stage_run import StageRun, trainable
+from training.tensor_data import load_split
 from training.eval_vae import LAPLACIAN_KERNEL
 from training.discriminator import PatchDiscriminator, adaptive_weight, gan_ramp, hinge_d_loss, hinge_g_loss
 
@@ -140,7 +143,7 @@ def train(args: argparse.Namespace) -> dict:
     while run.keep_going():
         progress = max(run.state.step / max(1, args.max_steps), run.state.elapsed_s / max(1e-9, args.max_minutes * 60))
         g = run.rng(0)
-        idx = batch_indices(len(data), args.batch_size, g)
+        idx = run.batch_indices(len(data), args.batch_size, g)
         (x,) = random_hflip(g, data.images[idx])
         if args.crop and progress < args.crop_until:
             x = random_crops(x, args.crop, g)

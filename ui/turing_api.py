@@ -191,7 +191,8 @@ def create_api_app() -> FastAPI:
     """A FastAPI app with only /health and the Turing API (uvicorn factory for tests and benchmarks).
 
     Reads TIGER_DB_URL and TIGER_DATA_DIR, like the full app. No Gradio is imported, so it
-    starts in about a second, which keeps the kill-and-restart test and the load benchmark fast.
+    starts in about a second, which keeps the kill-and-restart test and the load benchmark fast
+    (tests/servers.py `spawn_api_server` starts it).
     """
     import os
 
@@ -210,40 +211,3 @@ def create_api_app() -> FastAPI:
     register(app, ctx)
     ctx.store()  # migrate before the first request
     return app
-
-
-def spawn_api_server(port: int, env: dict[str, str], log_path: str | Path | None = None, timeout_s: float = 60.0):
-    """Start `create_api_app` under uvicorn in a subprocess on 127.0.0.1:port; wait for /health."""
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from tiger.paths import PROJECT_ROOT
-
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "ui.turing_api:create_api_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=log)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"API server exited with code {proc.returncode} (log: {log_path})")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"API server did not answer /health within {timeout_s} s")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
