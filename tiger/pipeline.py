@@ -460,6 +460,16 @@ class TigerPipeline(DiffusionPipeline):
             ))
         return TigerOutput(images=images, records=records)
 
+    def warm_up(self, steps: int = 1) -> dict:
+        """Run once at load so the first click pays no lazy initialisation, and pick this
+        machine's fastest generation thread count on that same call (`tiger.device.tune_threads`)."""
+        from tiger.device import tune_threads
+        has_bank = self.background_bank is not None and len(self.background_bank) > 0
+        kw = dict(encoders="both" if has_bank else "fg", num_inference_steps=steps, seed=0,
+                  scheduler="ddim")
+        self(**kw)
+        return tune_threads(lambda: self(**kw))
+
     def replay(self, record: dict) -> TigerOutput:
         """Re-run one record (from `TigerOutput.records` or `pngmeta.read_record`) bit-exactly.
 
