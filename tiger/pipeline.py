@@ -165,7 +165,18 @@ class TigerPipeline(DiffusionPipeline):
         pipe = cls(**comps)
         if device is not None:
             pipe.to(device)
+        if pipe.device.type == "cpu":
+            pipe.channels_last()
         return pipe
+
+    def channels_last(self) -> "TigerPipeline":
+        """Convolution weights in channels-last layout: oneDNN then skips a reorder per conv, which
+        measured 16% faster per batch-4 call on this 2-core CPU (3.94 -> 3.31 s, 8 steps). Images
+        match the NCHW layout to within 1 grey level (rounding), and are bit-exact run to run."""
+        for m in (self.unet, self.controlnet_fg, self.controlnet_bg, self.vae, self.fusion):
+            if m is not None:
+                m.to(memory_format=torch.channels_last)
+        return self
 
     def save_pretrained(self, folder: str | Path, fp16: bool = False, **_: Any) -> Path:
         """Write the model folder (fp32 by default, so a reload gives bit-identical images)."""
