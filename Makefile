@@ -23,7 +23,7 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in benchmarks/bench_*.py; do echo "== $$b" >&2; $(PY) $$b || exit 1; done   # one JSON line per benchmark on stdout
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache test-output

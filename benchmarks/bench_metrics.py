@@ -103,7 +103,7 @@ def main() -> None:
                 "abs_difference": abs(ours_fid - ref_fid)},
         "machine_matmul_gflops": round(matmul_gflops(), 1),
         "metrics": {k: round(v, 5) for k, v in res["metrics"].items()},
-    }, indent=2))
+    }, separators=(",", ":")))
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def main() -> None:
         "gflop_per_step": {k: v / 1e9 for k, v in flops.items()},
         "share_of_matmul_peak": {k: flops[k] / best[k] / 1e9 / g for k in flops},
         "machine_matmul_gflops": g, "goal": "ratio_ours_over_paper < 1.0",
-    }, indent=2))
+    }, separators=(",", ":")))
 
 
 if __name__ == "__main__":

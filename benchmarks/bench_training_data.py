@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "tensor_s_per_batch": round(tensor_s, 6), "dataloader_s_per_batch": round(loader_s, 6),
         "ratio_tensor_vs_dataloader": round(tensor_s / loader_s, 4), "goal_ratio_below": 0.1,
         "tensor_one_off_load_s": round(load_s, 3),
-    }, indent=2))
+    }, separators=(",", ":")))
     return 0
 
 

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
         "ratio_throughput_vs_single": round(load["answers_per_s"] / solo["answers_per_s"], 2),
         "ratio_p99_vs_single": round(load["p99_ms"] / solo["p99_ms"], 2),
     }
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, separators=(",", ":")))
     store.engine.dispose()
     if exactly_once:
         shutil.rmtree(work, ignore_errors=True)

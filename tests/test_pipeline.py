@@ -116,8 +116,13 @@ def test_text_states_computed_once_per_call(pipe, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(nets, "encode_prompts", counting)
+    pipe._text_cache.clear()
     pipe(chips=FTC, num_inference_steps=2, num_images=2, seed=0)
     assert n["calls"] == 3  # full, FG and BG texts, each [uncond, cond] once
+    pipe(chips=FTC, num_inference_steps=1, seed=4)
+    assert n["calls"] == 3  # the next click with the same texts: cached
+    pipe(chips={**FTC, "location": "inferior"}, num_inference_steps=1, seed=4)
+    assert n["calls"] == 5  # new nodule text: full and FG texts again, the BG text cached
 
 
 def test_callback_progress_and_cancel(pipe):
@@ -212,3 +217,49 @@ def test_shipped_model_generates(shipped_model_dir):
     out = pipe(chips=FTC, num_inference_steps=2, seed=0)
     assert out.images[0].size == (pipe.image_size, pipe.image_size)
     assert out.records[0]["model_id"] == pipe.model_id
+
+
+@pytest.mark.parametrize("name", ["dpm++2m", "unipc"])
+def test_sampler_by_name_is_recorded_and_replayed(pipe, name):
+    out = pipe(chips=FTC, num_inference_steps=3, seed=5, num_images=2, scheduler=name)
+    rec = out.records[1]
+    assert rec["scheduler"] == name and rec["scheduler_config"] == {}
+    assert _arr(pipe.replay(rec).images[0]).tolist() == _arr(out.images[1]).tolist()
+    ddim = pipe(chips=FTC, num_inference_steps=3, seed=5, num_images=2)
+    assert ddim.records[0]["scheduler"] == "ddim"
+    assert not np.array_equal(_arr(ddim.images[1]), _arr(out.images[1]))   # another sampler, another image
+
+
+def test_swapped_scheduler_as_in_diffusers_is_recorded(micro_pipe):
+    from diffusers import UniPCMultistepScheduler
+    p = TigerPipeline(**micro_pipe.components, background_bank=micro_pipe.background_bank,
+                      model_id=micro_pipe.model_id, image_size=micro_pipe.image_size, clip=micro_pipe.clip)
+    p.set_progress_bar_config(disable=True)
+    p.scheduler = UniPCMultistepScheduler.from_config(p.scheduler.config, solver_order=3)
+    out = p(chips=FTC, num_inference_steps=4, seed=2)
+    rec = out.records[0]
+    assert rec["scheduler"] == "unipc" and rec["scheduler_config"] == {"solver_order": 3}
+    # replayed on a pipeline whose scheduler is DDIM again: the record alone rebuilds UniPC order 3
+    assert _arr(micro_pipe.replay(rec).images[0]).tolist() == _arr(out.images[0]).tolist()
+
+
+def test_unknown_sampler_is_refused(pipe):
+    with pytest.raises(PipelineInputError, match="unknown sampler 'euler'.*ddim, dpm\\+\\+2m, unipc"):
+        pipe(chips=FTC, num_inference_steps=2, scheduler="euler")
+
+
+def test_preview_of_the_predicted_clean_image_approaches_the_final(pipe):
+    """pred_x0 reaches the callback; the cheap preview of the last step resembles the image."""
+    pipe.previewer.__init__()   # no fit yet: the first preview is a full decode that fits the map
+    previews = []
+
+    def cb(p, step, t, kw):
+        assert kw["pred_x0"].shape == kw["latents"].shape
+        previews.append(p.preview_image(kw["pred_x0"][0]))
+
+    out = pipe(chips=FTC, num_inference_steps=6, seed=1, callback_on_step_end=cb)
+    assert pipe.previewer.fitted and len(previews) == 6 and previews[0].size == out.images[0].size
+    final = _arr(out.images[0]).astype(float)
+    err_first = np.abs(_arr(previews[0]).astype(float) - final).mean()
+    err_last = np.abs(_arr(previews[-1]).astype(float) - final).mean()
+    assert err_last < err_first and err_last < 40

@@ -18,7 +18,7 @@ from tests.fixtures_turing import PASSWORD
 from turing_test.manifest import load_manifest
 from turing_test.simulate import answer_loop, login, setup_study
 from turing_test.storage import default_url, open_store
-from ui.turing_api import free_port, spawn_api_server
+from tests.servers import free_port, spawn_api_server
 
 READERS = 24
 

@@ -116,7 +116,7 @@ def test_huge_image_upload_refused(client: Client, tmp_path: Path):
 
 
 def test_generate_zip_and_recall(client: Client, tmp_path: Path):
-    gallery, status, zip_path = client.predict(*_gen_args(seed=11, batch=2), api_name="/generate")
+    gallery, status, zip_path, _preview = client.predict(*_gen_args(seed=11, batch=2), api_name="/generate")
     assert len(gallery) == 2 and "2/2 done" in status and "seeds 11, 12" in status
     import zipfile
     with zipfile.ZipFile(zip_path) as zf:
@@ -205,16 +205,18 @@ def test_reference_flow(client: Client, ui_canonical: Path):
         client.predict(api_name="/reference_predict_mask")
     assert client.predict(handle_file(str(ui_canonical / row["mask"])), None, api_name="/reference_mask")
     chips = ["follicular", *["unspecified"] * 10]
-    gallery, status, = client.predict(*chips, "", "", 0.6, 3, False, 2, 3, 3.0, 1.0, 1.0, "both",
-                                      api_name="/reference_generate")
+    gallery, status, _preview = client.predict(*chips, "", "", 0.6, 3, False, 2, 3, 3.0, 1.0, 1.0, "both",
+                                               "unipc", api_name="/reference_generate")
     assert len(gallery) == 2 and "2/2 done" in status
     from tiger import pngmeta
     rec = pngmeta.read_record(gallery[0]["image"])
     assert rec["mode"] == "reference" and rec["strength"] == 0.6 and "follicular" in rec["text_fg"]
+    assert rec["scheduler"] == "unipc"
 
 
 def test_teach_row_and_grid(client: Client):
-    gallery, status, sheet = client.predict("Typical PTC", "echogenicity", None, 7, 2, 3.0, api_name="/teach_row")
+    gallery, status, sheet, _preview = client.predict("Typical PTC", "echogenicity", None, 7, 2, 3.0,
+                                                      api_name="/teach_row")
     assert [g["caption"].split("\n")[0] for g in gallery] == ["anechoic", "hyperechoic", "isoechoic", "hypoechoic",
                                                                "very hypoechoic"]
     from tiger import measures, pngmeta
@@ -226,7 +228,7 @@ def test_teach_row_and_grid(client: Client):
         ratio = measures.grey_ratio(img, pngmeta.b64png_to_array(r["mask"]) > 127)
         assert f"ratio {ratio:.2f}" in g["caption"].split("\n")[1]
     assert Image.open(sheet).format == "PNG" and Image.open(sheet).width > 5 * 128
-    gallery, status, sheet = client.predict(None, 7, 2, 3.0, api_name="/teach_grid")
+    gallery, status, sheet, _preview = client.predict(None, 7, 2, 3.0, api_name="/teach_grid")
     assert [g["caption"].split("\n")[0] for g in gallery] == ["Benign", "PTC", "FTC", "MTC"] and sheet
     assert all(g["caption"].split("\n")[1].startswith("ratio ") for g in gallery)
 

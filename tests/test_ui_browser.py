@@ -99,6 +99,20 @@ def test_generate_fills_gallery(page):
     page.screenshot(path=str(SHOTS / "synthesize-results.png"), full_page=True)
 
 
+def test_preview_then_first_image_before_the_batch_ends(page):
+    """The live preview shows before any final image, and image 1 shows while the rest still run."""
+    page.locator("#syn-preset-papillary").click()
+    _set_number(page, "syn-steps", 30)
+    _set_number(page, "syn-batch", 3)
+    page.locator("#syn-generate").click()
+    assert _wait(lambda: page.locator("#syn-preview img").count() >= 1, 120), "no live preview appeared"
+    assert page.locator("#syn-results img").count() == 0, "a final image came before the first preview"
+    assert _wait(lambda: page.locator("#syn-results img").count() >= 1, 120), "image 1 never appeared"
+    status = page.locator("#syn-status").inner_text()
+    assert "3/3 done" not in status and page.locator("#syn-results img").count() < 3, status
+    assert _wait(lambda: "3/3 done" in page.locator("#syn-status").inner_text(), 180)
+
+
 def test_stop_mid_run(page):
     _set_number(page, "syn-steps", 60)
     _set_number(page, "syn-batch", 4)

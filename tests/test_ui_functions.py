@@ -237,3 +237,34 @@ def test_send_back_restores_form_and_placement(micro_pipe, ui_model_dir: Path, t
     # the Size slider follows the recalled nodule (its mask's measured fraction, on the slider's scale)
     assert synthesize.recalled_size(restored) == pytest.approx(state["frac"], abs=0.06)
     assert synthesize.recalled_size({**restored, "frac": 3.0}) == placement.SIZE_RANGE[1]
+
+
+def test_batch_is_first_image_then_the_rest_in_one_call():
+    assert generate.batch_groups(1) == [[0]]
+    assert generate.batch_groups(2) == [[0], [1]]
+    assert generate.batch_groups(4) == [[0], [1, 2, 3]]
+    assert generate.batch_groups(3, batched=False) == [[0], [1], [2]]
+
+
+def test_run_batch_streams_previews_then_image_one_then_the_rest(micro_pipe, tmp_path: Path):
+    """Events in order: previews of image 1, image 1, previews of the batched rest, the rest;
+    every image replays bit-exactly from its PNG record (the record names its own call)."""
+    req = generate.check_request(_request(background_id=micro_pipe.background_bank.ids()[0], seeds=[3, 4, 5],
+                                          steps=7, sampler="dpm++2m"))
+    events: list[tuple] = []
+    for res in generate.run_batch(micro_pipe, req, tmp_path,
+                                  on_preview=lambda i, step, im: events.append(("preview", i, step, im.size))):
+        events.append(("image", res.record["batch_position"], res))
+    kinds = [(e[0], e[1]) for e in events]
+    assert kinds == [("preview", 0)] * 3 + [("image", 0)] + [("preview", 1)] * 3 + [("image", 1), ("image", 2)]
+    assert [e[2] for e in events if e[0] == "preview"][:3] == [1, 3, 6]      # step 1, then every 3rd
+    assert all(e[3] == (128, 128) for e in events if e[0] == "preview")
+    last = events[-1][2]
+    assert last.record["batch_seeds"] == [4, 5] and last.record["scheduler"] == "dpm++2m"
+    again = micro_pipe.replay(generate.read_recall(str(last.path)))
+    assert np.array_equal(np.asarray(again.images[0]), np.asarray(Image.open(last.path)))
+
+
+def test_unknown_sampler_in_request(tmp_path: Path):
+    with pytest.raises(generate.GenerationError, match="Sampler must be one of ddim"):
+        generate.check_request(_request(sampler="euler"))

@@ -21,14 +21,20 @@ class AppContext:
     _pipeline: Any = field(default=None, repr=False)
     _store: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: the generation thread count chosen at load (`TigerPipeline.warm_up`)
+    threads: dict | None = None
 
     def pipeline(self) -> Any:
-        """The TigerPipeline, loaded once on first use (raises a clear error if the folder is bad)."""
+        """The TigerPipeline, loaded once per process on first use and warmed up (thread count
+        measured for this machine); a bad folder raises a clear error."""
         with self._lock:
             if self._pipeline is None:
                 from tiger.pipeline import TigerPipeline
 
-                self._pipeline = TigerPipeline.from_pretrained(self.model_dir)
+                pipe = TigerPipeline.from_pretrained(self.model_dir)
+                pipe.set_progress_bar_config(disable=True)
+                self.threads = pipe.warm_up()
+                self._pipeline = pipe
             return self._pipeline
 
     def store(self) -> Any:

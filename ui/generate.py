@@ -1,8 +1,12 @@
-"""The plain-Python side of the Generate button: checked requests, per-image runs, stop, export.
+"""The plain-Python side of the Generate button: checked requests, batched runs, previews, stop, export.
 
-Why per image: a batch is run one image at a time (each with its own recorded seed) so the
-first image reaches the gallery after one image's worth of steps, a Stop takes effect within
-one denoising step, and every image's record is exact for reproduction. The pipeline is shared
+Why image 1 alone and then the rest together: the first image reaches the gallery after one
+image's worth of steps, and the remaining images share one batched UNet call per step, which on
+this CPU costs less than running them one by one (`benchmarks/bench_ui_latency.py` measures
+both). Each image keeps its own recorded seed, and its record names the group it was made in,
+so `TigerPipeline.replay` is exact. Every few steps the predicted clean image of the group's
+first image is handed to `on_preview` (a cheap decode); a Stop takes effect within one
+denoising step. The pipeline is shared
 by all users; the page serialises runs through Gradio's queue (`concurrency_limit`), and each
 run owns its output folder, so results never mix between users.
 """
@@ -22,12 +26,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from tiger.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+
 STEPS_RANGE = (1, 200)
 BATCH_RANGE = (1, 16)
 GUIDANCE_RANGE = (0.0, 30.0)
 SCALE_RANGE = (0.0, 3.0)
 ENCODERS = ("both", "fg", "bg", "none")
 MAX_SEED = 2**31 - 1
+PREVIEW_EVERY = 3   # steps between live previews (the first comes after step 1)
 
 
 class GenerationError(ValueError):
@@ -49,7 +56,7 @@ class GenerationRequest:
     sobel: np.ndarray | None = None
     background_id: str | None = None
     encoders: str = "both"
-    steps: int = 25
+    steps: int = DEFAULT_STEPS
     guidance: float = 3.0
     fg_scale: float = 1.0
     bg_scale: float = 1.0
@@ -58,6 +65,7 @@ class GenerationRequest:
     strength: float | None = None
     mode: str = "diversify"
     mask_auto: bool = False   # Teach: let the pipeline place an ellipse from the size/location chips
+    sampler: str = DEFAULT_SAMPLER
 
     def params(self) -> dict[str, Any]:
         """The JSON-able parameters (no arrays) for captions, manifests and recall."""
@@ -99,6 +107,8 @@ def check_request(req: GenerationRequest) -> GenerationRequest:
     req.bg_scale = float(in_range("BG conditioning scale", req.bg_scale, *SCALE_RANGE))
     if req.encoders not in ENCODERS:
         raise GenerationError(f"Encoders must be one of {', '.join(ENCODERS)}, got {req.encoders!r}.")
+    if req.sampler not in SAMPLERS:
+        raise GenerationError(f"Sampler must be one of {', '.join(SAMPLERS)}, got {req.sampler!r}.")
     if not req.seeds or len(req.seeds) > BATCH_RANGE[1]:
         raise GenerationError(f"A batch holds 1 to {BATCH_RANGE[1]} images.")
     if req.encoders in ("fg", "both") and req.mask is None and not req.mask_auto:
@@ -141,11 +151,12 @@ class StopFlags:
             self._flags.pop(session, None)
 
 
-def _pipe_kwargs(req: GenerationRequest, seed: int) -> dict[str, Any]:
+def _pipe_kwargs(req: GenerationRequest, seeds: list[int]) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(
         chips=req.chips, text_fg=req.text_fg, text_bg=req.text_bg, encoders=req.encoders,
         num_inference_steps=req.steps, guidance_scale=req.guidance, fg_scale=req.fg_scale,
-        bg_scale=req.bg_scale, seed=int(seed), num_images=1,
+        bg_scale=req.bg_scale, seed=[int(s) for s in seeds], num_images=len(seeds),
+        scheduler=req.sampler,
     )
     if req.mask is not None:
         kwargs["mask"] = req.mask
@@ -175,43 +186,61 @@ class Result:
                 f"cfg {r.get('guidance_scale', r.get('guidance'))} | {r.get('encoders', '')}")
 
 
+def batch_groups(n: int, batched: bool = True) -> list[list[int]]:
+    """Image positions per pipeline call: [[0], [1..n-1]] (first image first, the rest batched),
+    or one call per image when `batched` is False."""
+    if not batched or n <= 2:
+        return [[i] for i in range(n)]
+    return [[0], list(range(1, n))]
+
+
 def run_batch(pipe: Any, req: GenerationRequest, out_dir: Path,
               on_step: Callable[[int, int, int], None] | None = None,
-              stop: threading.Event | None = None) -> Iterator[Result]:
-    """Run the batch image by image, yielding each Result as soon as it is written.
+              stop: threading.Event | None = None,
+              on_preview: Callable[[int, int, Image.Image], None] | None = None,
+              preview_every: int = PREVIEW_EVERY, batched: bool = True) -> Iterator[Result]:
+    """Run the batch (image 1 alone, then the rest as one batched call), yielding each Result as
+    soon as it is written.
 
-    `on_step(image_index, step, total_steps)` is called after every denoising step;
-    when `stop` is set the pipeline is interrupted at the next step and the generator ends
+    `on_step(image_index, step, total_steps)` is called after every denoising step (image_index:
+    the first image of the running group); `on_preview(image_index, step, picture)` after step 1
+    and every `preview_every` steps, with the cheap decode of that image's predicted clean latent.
+    When `stop` is set the pipeline is interrupted at the next step and the generator ends
     (images already finished are kept).
     """
     from tiger import pngmeta
 
     check_request(req)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for index, seed in enumerate(req.seeds):
+    for group in batch_groups(len(req.seeds), batched):
         if stop is not None and stop.is_set():
             return
+        seeds = [req.seeds[i] for i in group]
 
-        def callback(p: Any, step: int, timestep: Any, kwargs: dict, _i: int = index) -> dict:
+        def callback(p: Any, step: int, timestep: Any, kwargs: dict, _i: int = group[0]) -> dict:
+            done = step + 1
             if on_step is not None:
-                on_step(_i, step + 1, req.steps)
+                on_step(_i, done, req.steps)
             if stop is not None and stop.is_set():
                 # diffusers convention: the loop checks `interrupt` before the next step
                 setattr(p, "_interrupt", True)
-            return kwargs
+            elif on_preview is not None and kwargs.get("pred_x0") is not None and done < req.steps \
+                    and (done == 1 or done % max(1, preview_every) == 0):
+                on_preview(_i, done, p.preview_image(kwargs["pred_x0"][0]))
+            return {}
 
-        output = pipe(**_pipe_kwargs(req, seed), callback_on_step_end=callback)
+        output = pipe(**_pipe_kwargs(req, seeds), callback_on_step_end=callback)
         if getattr(output, "cancelled", False) or (stop is not None and stop.is_set()):
             return   # an interrupted image is unfinished noise: do not show it as a result
-        image = output.images[0]
-        record = dict(output.records[0]) if getattr(output, "records", None) else {}
-        record.setdefault("seed", int(seed))
-        record.setdefault("chips", req.chips)
-        record.setdefault("mode", req.mode)
-        record["batch_index"] = index
-        path = out_dir / f"tiger_{index:02d}_seed{int(seed)}.png"
-        pngmeta.write_png(image, record, path)
-        yield Result(path=path, record=record)
+        for k, (index, seed) in enumerate(zip(group, seeds)):
+            record = dict(output.records[k]) if getattr(output, "records", None) else {}
+            record.setdefault("seed", int(seed))
+            record.setdefault("chips", req.chips)
+            record.setdefault("mode", req.mode)
+            record["batch_position"] = index   # place in the user's batch; batch_index is within its call
+            path = out_dir / f"tiger_{index:02d}_seed{int(seed)}.png"
+            pngmeta.write_png(output.images[k], record, path)
+            yield Result(path=path, record=record)
 
 
 def new_output_dir(root: Path | None = None) -> Path:

@@ -6,9 +6,14 @@ one set of Stop flags keyed by browser session.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from ui import backgrounds as bgs
 from ui import generate as gen
@@ -35,33 +40,64 @@ def load_pipeline(ctx: AppContext) -> Any:
 
 
 def stream_batch(ctx: AppContext, req: gen.GenerationRequest, session: str,
-                 progress: Any = None) -> Any:
-    """Run a request, yielding (results so far, status text) after each image.
+                 progress: Any = None) -> Iterator[tuple[list[gen.Result], str, Image.Image | None]]:
+    """Run a request, yielding (results so far, status text, live preview or None) as they come.
 
-    Progress is reported per denoising step with an ETA from the measured step time.
+    Why a worker thread: the previews are produced inside the pipeline's step callback, and a
+    generator cannot yield from there; the worker runs `gen.run_batch` and posts images,
+    previews and the end into a queue that this generator drains (so Gradio streams each one).
+    Progress is reported per denoising step with an ETA from the measured step time. When the
+    consumer goes away (Gradio cancelled the event) the run is stopped at its next step.
     """
     pipe = load_pipeline(ctx)
     stop = STOP_FLAGS.arm(session)
     results: list[gen.Result] = []
-    total = req.steps * len(req.seeds)
+    groups = gen.batch_groups(len(req.seeds))
+    group_of = {g[0]: k for k, g in enumerate(groups)}
+    total = req.steps * len(groups)
+    events: queue.Queue = queue.Queue()
     t0 = time.perf_counter()
 
     def on_step(i: int, step: int, n: int) -> None:
-        done = i * n + step
+        done = group_of.get(i, 0) * n + step
         eta = (time.perf_counter() - t0) / done * (total - done)
         if progress is not None:
             progress((done, total), desc=f"image {i + 1}/{len(req.seeds)}, step {step}/{n}, ETA {eta:.0f} s",
                      unit="steps")
 
+    def work() -> None:
+        try:
+            for res in gen.run_batch(pipe, req, gen.new_output_dir(), on_step=on_step, stop=stop,
+                                     on_preview=lambda i, step, im: events.put(("preview", (i, step, im)))):
+                events.put(("result", res))
+            events.put(("end", None))
+        except BaseException as exc:  # re-raised in the consumer, where Gradio shows it
+            events.put(("error", exc))
+
+    worker = threading.Thread(target=work, name=f"tiger-generate-{session[:8]}", daemon=True)
+    preview: Image.Image | None = None
     try:
-        yield results, f"Generating {len(req.seeds)} image(s) at {req.steps} steps..."
-        for res in gen.run_batch(pipe, req, gen.new_output_dir(), on_step=on_step, stop=stop):
-            results.append(res)
+        yield results, f"Generating {len(req.seeds)} image(s) at {req.steps} steps ({req.sampler})...", None
+        worker.start()
+        while True:
+            kind, item = events.get()
+            if kind == "end":
+                break
+            if kind == "error":
+                raise item
+            if kind == "preview":
+                i, step, preview = item
+                yield results, f"image {i + 1}: preview at step {step}/{req.steps}", preview
+                continue
+            results.append(item)
             yield results, (f"{len(results)}/{len(req.seeds)} done in {time.perf_counter() - t0:.1f} s "
-                            f"(seeds {', '.join(str(r.record['seed']) for r in results)})")
+                            f"(seeds {', '.join(str(r.record['seed']) for r in results)})"), preview
         if stop.is_set():
-            yield results, f"Stopped by you after {len(results)} of {len(req.seeds)} image(s)."
+            yield results, f"Stopped by you after {len(results)} of {len(req.seeds)} image(s).", preview
     finally:
+        stop.set()           # a consumer that left (cancel, closed tab) must not leave the model busy
+        if worker.is_alive():
+            worker.join()
         STOP_FLAGS.release(session)
 
 

@@ -24,7 +24,7 @@ from ui.errors import friendly
 from ui.jobs import GENERATE_QUEUE, gallery_value, require_model, results_state, stop, stream_batch
 from ui.placement import condition_preview
 from ui.uploads import UploadError, editor_mask, load_mask
-from ui.widgets import chip_form, gen_settings
+from ui.widgets import chip_form, gen_settings, live_preview
 
 
 class NoSegmenter(ValueError):
@@ -78,7 +78,7 @@ def preview_images(ref: dict[str, Any] | None) -> tuple[Image.Image | None, Imag
 
 def reference_request(ref: dict[str, Any] | None, chip_values: list[Any], text_fg: str, text_bg: str,
                       strength: Any, seed: Any, randomize: bool, batch: Any, steps: Any, guidance: Any,
-                      fg_scale: Any, bg_scale: Any, encoders: str) -> gen.GenerationRequest:
+                      fg_scale: Any, bg_scale: Any, encoders: str, sampler: str | None = None) -> gen.GenerationRequest:
     """The form as a checked Reference-mode request."""
     ref = _need(ref)
     if ref.get("mask") is None:
@@ -92,7 +92,8 @@ def reference_request(ref: dict[str, Any] | None, chip_values: list[Any], text_f
         chips=chips, text_fg=(text_fg or "").strip() or fg_default, text_bg=(text_bg or "").strip() or bg_default,
         mask=ref["mask"], reference_image=ref["image"], strength=strength, encoders=encoders or "both",
         steps=steps, guidance=guidance, fg_scale=fg_scale, bg_scale=bg_scale,
-        seeds=gen.make_seeds(seed, bool(randomize), batch), mode="reference")
+        seeds=gen.make_seeds(seed, bool(randomize), batch), mode="reference",
+        sampler=sampler or gen.DEFAULT_SAMPLER)
     return gen.check_request(req)
 
 
@@ -130,6 +131,7 @@ def build(ctx: AppContext) -> None:
         go = gr.Button("Generate variants", variant="primary", elem_id="ref-generate")
         halt = gr.Button("Stop", variant="stop", elem_id="ref-stop")
     status = gr.Markdown(elem_id="ref-status")
+    preview = live_preview("ref")
     with gr.Row():
         side_source = gr.Image(label="Source", interactive=False, type="pil", height=256)
         outputs = gr.Gallery(label="Variants", columns=4, height=256, format="png", elem_id="ref-results",
@@ -167,18 +169,18 @@ def build(ctx: AppContext) -> None:
     def run(ref: Any, subtype: str, composition: str, echogenicity: str, echotexture: str, calcification: str,
             aspect: str, shape: str, margin: str, halo: str, size: str, plane: str, text_fg: str, text_bg: str,
             strength_v: float, seed: float, randomize: bool, batch: float, steps: float, guidance: float,
-            fg_scale: float, bg_scale: float, encoders: str,
+            fg_scale: float, bg_scale: float, encoders: str, sampler: str | None,
             request: gr.Request, progress: gr.Progress = gr.Progress()) -> Any:
         chip_values = [subtype, composition, echogenicity, echotexture, calcification, aspect, shape, margin,
                        halo, size, plane]
         require_model(ctx)
         req = reference_request(ref, chip_values, text_fg, text_bg, strength_v, seed, randomize, batch, steps,
-                                guidance, fg_scale, bg_scale, encoders)
-        for res, text in stream_batch(ctx, req, request.session_hash or "anonymous", progress):
-            yield gallery_value(res), text, results_state(res)
+                                guidance, fg_scale, bg_scale, encoders, sampler)
+        for res, text, shown in stream_batch(ctx, req, request.session_hash or "anonymous", progress):
+            yield gallery_value(res), text, results_state(res), shown
 
     event = go.click(friendly(run), [ref_state, *form.radios, form.text_fg, form.text_bg, strength,
-                                     *settings.inputs()], [outputs, status, results],
+                                     *settings.inputs()], [outputs, status, results, preview],
                      api_name="reference_generate", concurrency_limit=1, concurrency_id=GENERATE_QUEUE)
 
     def on_stop(request: gr.Request) -> str:

@@ -20,7 +20,7 @@ from ui.context import AppContext
 from ui.errors import friendly
 from ui.jobs import GENERATE_QUEUE, gallery_value, require_model, results_state, stop, stream_batch, zip_batch
 from ui.uploads import editor_mask, load_mask
-from ui.widgets import chip_form, gen_settings
+from ui.widgets import chip_form, gen_settings, live_preview
 
 LOCATIONS = list(cond.LOCATIONS)
 
@@ -147,7 +147,8 @@ def adjust_gland(state: pl.Placement | None, x0: float, y0: float, x1: float, y1
 
 def request_from_form(chip_values: list[Any], location: str | None, text_fg: str, text_bg: str,
                       state: pl.Placement | None, seed: Any, randomize: bool, batch: Any, steps: Any,
-                      guidance: Any, fg_scale: Any, bg_scale: Any, encoders: str) -> gen.GenerationRequest:
+                      guidance: Any, fg_scale: Any, bg_scale: Any, encoders: str,
+                      sampler: str | None = None) -> gen.GenerationRequest:
     """The form as a checked GenerationRequest (raises ValueError subclasses with messages)."""
     from tiger import knowledge as kb
 
@@ -158,7 +159,7 @@ def request_from_form(chip_values: list[Any], location: str | None, text_fg: str
         mask=state["mask"] if state else None, sobel=state["sobel"] if state else None,
         background_id=state.get("background_id") if state else None, encoders=encoders or "both",
         steps=steps, guidance=guidance, fg_scale=fg_scale, bg_scale=bg_scale,
-        seeds=gen.make_seeds(seed, bool(randomize), batch))
+        seeds=gen.make_seeds(seed, bool(randomize), batch), sampler=sampler or gen.DEFAULT_SAMPLER)
     return gen.check_request(req)
 
 
@@ -188,6 +189,8 @@ def form_from_record(ctx: AppContext, record: dict[str, Any], state: pl.Placemen
         "guidance": float(record.get("guidance_scale", record.get("guidance", 3.0))),
         "fg_scale": float(record.get("fg_scale", 1.0)), "bg_scale": float(record.get("bg_scale", 1.0)),
         "encoders": record.get("encoders", "both") if record.get("encoders") in gen.ENCODERS[:3] else "both",
+        # records from before the sampler choice were made with DDIM
+        "sampler": record.get("scheduler") if record.get("scheduler") in gen.SAMPLERS else "ddim",
     }
     new_state = state
     bg_id = record.get("background_id")
@@ -283,6 +286,7 @@ def build(ctx: AppContext) -> None:
         go = gr.Button("Generate", variant="primary", elem_id="syn-generate")
         halt = gr.Button("Stop", variant="stop", elem_id="syn-stop")
     status = gr.Markdown(elem_id="syn-status")
+    preview = live_preview("syn")
     gallery = gr.Gallery(label="Results (click one for its parameters)", columns=4, height=320,
                          object_fit="contain", elem_id="syn-results", format="png")
     with gr.Row():
@@ -350,21 +354,21 @@ def build(ctx: AppContext) -> None:
     def run(subtype: str, composition: str, echogenicity: str, echotexture: str, calcification: str,
             aspect: str, shape: str, margin: str, halo: str, size: str, plane: str, location: str,
             text_fg: str, text_bg: str, state: Any, seed: float, randomize: bool, batch: float, steps: float,
-            guidance: float, fg_scale: float, bg_scale: float, encoders: str,
+            guidance: float, fg_scale: float, bg_scale: float, encoders: str, sampler: str | None,
             request: gr.Request, progress: gr.Progress = gr.Progress()) -> Any:
         chip_values = [subtype, composition, echogenicity, echotexture, calcification, aspect, shape,
                        margin, halo, size, plane]
         require_model(ctx)
         req = request_from_form(chip_values, location, text_fg, text_bg, state, seed, randomize, batch,
-                                steps, guidance, fg_scale, bg_scale, encoders)
+                                steps, guidance, fg_scale, bg_scale, encoders, sampler)
         res: list = []
-        text = ""
-        for res, text in stream_batch(ctx, req, request.session_hash or "anonymous", progress):
-            yield gallery_value(res), text, results_state(res), None
+        text, shown = "", None
+        for res, text, shown in stream_batch(ctx, req, request.session_hash or "anonymous", progress):
+            yield gallery_value(res), text, results_state(res), None, shown
         if res:
-            yield gallery_value(res), text, results_state(res), zip_batch(results_state(res))
+            yield gallery_value(res), text, results_state(res), zip_batch(results_state(res)), shown
 
-    gen_event = go.click(friendly(run), gen_inputs, [gallery, status, results, zip_file], api_name="generate",
+    gen_event = go.click(friendly(run), gen_inputs, [gallery, status, results, zip_file, preview], api_name="generate",
                          concurrency_limit=1, concurrency_id=GENERATE_QUEUE)
 
     def on_stop(request: gr.Request) -> str:
@@ -380,14 +384,14 @@ def build(ctx: AppContext) -> None:
 
     recall_outputs = [*form.radios, location, form.text_fg, form.text_bg, settings.seed, settings.randomize,
                       settings.steps, settings.guidance, settings.fg_scale, settings.bg_scale,
-                      settings.encoders, placement, canvas, condition, size]
+                      settings.encoders, settings.sampler, placement, canvas, condition, size]
 
     def _recall(record: dict[str, Any], state: Any) -> list[Any]:
         f = form_from_record(ctx, record, state)
         s = f["state"]
         return [*f["chips"], f["location"] or (s or {}).get("location"), f["text_fg"], f["text_bg"], f["seed"],
                 f["randomize"], f["steps"], f["guidance"], f["fg_scale"], f["bg_scale"], f["encoders"],
-                s, pl.canvas_for(s), pl.condition_preview(s), recalled_size(s)]
+                f["sampler"], s, pl.canvas_for(s), pl.condition_preview(s), recalled_size(s)]
 
     def on_send_back(res: list, index: int | None, state: Any) -> list[Any]:
         if not res:

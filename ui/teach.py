@@ -24,6 +24,7 @@ from ui.context import AppContext
 from ui.errors import friendly
 from ui.jobs import GENERATE_QUEUE, require_model, stop, stream_batch
 from ui.montage import labelled_row
+from ui.widgets import live_preview
 
 TEACH_GROUPS: tuple[str, ...] = tuple(g for g in chipform.FORM_GROUPS if g != "subtype") + ("location",)
 GRID_SUBTYPES: tuple[str, ...] = ("benign", "papillary", "follicular", "medullary")
@@ -47,11 +48,11 @@ def grid_chips() -> list[tuple[str, dict[str, str]]]:
 
 
 def _request(chips: dict[str, str], background_id: str | None, seed: int, steps: int,
-             guidance: float) -> gen.GenerationRequest:
+             guidance: float, sampler: str = gen.DEFAULT_SAMPLER) -> gen.GenerationRequest:
     fg, bg = kb.build_prompts(chips)
     return gen.check_request(gen.GenerationRequest(
         chips=chips, text_fg=fg, text_bg=bg, background_id=background_id or None, seeds=[int(seed)],
-        steps=steps, guidance=guidance, mask_auto=True, mode="teach"))
+        steps=steps, guidance=guidance, mask_auto=True, mode="teach", sampler=sampler))
 
 
 def measured_caption(label: str, result: gen.Result) -> str:
@@ -77,7 +78,8 @@ def run_series(ctx: AppContext, series: list[tuple[str, dict[str, str]]], backgr
                notes: list[str] | None = None, progress: Any = None) -> Any:
     """Generate one image per (label, chips) with the same seed/background; yield as they come.
 
-    Yields (gallery items, status, composite PNG path or None); the composite is made at the end.
+    Yields (gallery items, status, composite PNG path or None, live preview or None); the
+    composite is made at the end.
     """
     require_model(ctx)
     seed = gen.make_seeds(seed, False, 1)[0]
@@ -89,14 +91,17 @@ def run_series(ctx: AppContext, series: list[tuple[str, dict[str, str]]], backgr
     done: list[tuple[str, gen.Result]] = []
     for k, (label, chips) in enumerate(series):
         req = _request(chips, background_id, seed, steps, guidance)
-        for results, _ in stream_batch(ctx, req, session, progress):
+        shown = None
+        for results, text, shown in stream_batch(ctx, req, session, progress):
             if results:
                 done.append((measured_caption(label, results[-1]), results[-1]))
+            elif shown is not None:
+                yield [(str(r.path), lab) for lab, r in done], f"{label}: {text}", None, shown
         if len(done) <= k:   # stopped
             break
-        yield [(str(r.path), lab) for lab, r in done], f"{len(done)}/{len(series)}: {label}", None
+        yield [(str(r.path), lab) for lab, r in done], f"{len(done)}/{len(series)}: {label}", None, shown
     if len(done) < len(series):
-        yield [(str(r.path), lab) for lab, r in done], f"Stopped after {len(done)} of {len(series)}.", None
+        yield [(str(r.path), lab) for lab, r in done], f"Stopped after {len(done)} of {len(series)}.", None, None
         return
     images = [Image.open(r.path) for _, r in done]
     labels = [lab.split("\n")[0] for lab, _ in done]
@@ -105,7 +110,7 @@ def run_series(ctx: AppContext, series: list[tuple[str, dict[str, str]]], backgr
                          notes=[f"{m}. {n}" if n else m for m, n in zip(measured, notes or [""] * len(done))])
     out = gen.new_output_dir() / "tiger_teaching.png"
     sheet.save(out)
-    yield [(str(r.path), lab) for lab, r in done], f"Done: {len(done)} images, seed {seed}.", str(out)
+    yield [(str(r.path), lab) for lab, r in done], f"Done: {len(done)} images, seed {seed}.", str(out), None
 
 
 def subtype_notes() -> list[str]:
@@ -133,7 +138,7 @@ def build(ctx: AppContext) -> None:
                                  elem_id="teach-background", allow_custom_value=False)
     with gr.Row():
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same for every image)")
-        steps = gr.Slider(1, 100, value=25, step=1, label="Steps", elem_id="teach-steps")
+        steps = gr.Slider(1, 100, value=gen.DEFAULT_STEPS, step=1, label="Steps", elem_id="teach-steps")
         guidance = gr.Slider(*gen.GUIDANCE_RANGE, value=3.0, step=0.5, label="Guidance")
     with gr.Row():
         row_btn = gr.Button("Generate the feature row", variant="primary", elem_id="teach-row")
@@ -142,6 +147,7 @@ def build(ctx: AppContext) -> None:
     with gr.Accordion("Typical features of each subtype", open=False):
         gr.Markdown("\n\n".join(chipform.typical_features_markdown(s) for s in GRID_SUBTYPES))
     status = gr.Markdown(elem_id="teach-status")
+    preview = live_preview("teach")
     gallery = gr.Gallery(label="Row", columns=5, height=260, elem_id="teach-gallery", format="png",
                          object_fit="contain")
     sheet = gr.File(label="Export: one PNG for slides", elem_id="teach-sheet")
@@ -160,9 +166,9 @@ def build(ctx: AppContext) -> None:
                               notes=subtype_notes(), progress=progress)
 
     row_event = row_btn.click(friendly(feature_row), [base, group, background, seed, steps, guidance],
-                              [gallery, status, sheet], api_name="teach_row", concurrency_limit=1,
+                              [gallery, status, sheet, preview], api_name="teach_row", concurrency_limit=1,
                               concurrency_id=GENERATE_QUEUE)
-    grid_event = grid_btn.click(friendly(subtype_grid), [background, seed, steps, guidance], [gallery, status, sheet],
+    grid_event = grid_btn.click(friendly(subtype_grid), [background, seed, steps, guidance], [gallery, status, sheet, preview],
                                 api_name="teach_grid", concurrency_limit=1, concurrency_id=GENERATE_QUEUE)
 
     def on_stop(request: gr.Request) -> str:
