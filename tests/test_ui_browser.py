@@ -105,6 +105,8 @@ def test_preview_then_first_image_before_the_batch_ends(page):
     _set_number(page, "syn-steps", 30)
     _set_number(page, "syn-batch", 3)
     page.locator("#syn-generate").click()
+    # the run's first update clears the previous run's gallery and preview
+    assert _wait(lambda: "Generating 3 image(s) at 30 steps" in page.locator("#syn-status").inner_text(), 120)
     assert _wait(lambda: page.locator("#syn-preview img").count() >= 1, 120), "no live preview appeared"
     assert page.locator("#syn-results img").count() == 0, "a final image came before the first preview"
     assert _wait(lambda: page.locator("#syn-results img").count() >= 1, 120), "image 1 never appeared"
@@ -117,7 +119,7 @@ def test_stop_mid_run(page):
     _set_number(page, "syn-steps", 60)
     _set_number(page, "syn-batch", 4)
     page.locator("#syn-generate").click()
-    assert _wait(lambda: "Generating" in page.locator("#syn-status").inner_text(), 60)
+    assert _wait(lambda: "Generating 4 image(s) at 60 steps" in page.locator("#syn-status").inner_text(), 120)
     time.sleep(1.0)
     page.locator("#syn-stop").click()
     # the run ends long before 4 x 60 steps would, with fewer than 4 images

@@ -76,8 +76,9 @@ def stream_batch(ctx: AppContext, req: gen.GenerationRequest, session: str,
 
     worker = threading.Thread(target=work, name=f"tiger-generate-{session[:8]}", daemon=True)
     preview: Image.Image | None = None
+    head = f"Generating {len(req.seeds)} image(s) at {req.steps} steps ({req.sampler})"
     try:
-        yield results, f"Generating {len(req.seeds)} image(s) at {req.steps} steps ({req.sampler})...", None
+        yield results, head + "...", None
         worker.start()
         while True:
             kind, item = events.get()
@@ -87,7 +88,8 @@ def stream_batch(ctx: AppContext, req: gen.GenerationRequest, session: str,
                 raise item
             if kind == "preview":
                 i, step, preview = item
-                yield results, f"image {i + 1}: preview at step {step}/{req.steps}", preview
+                yield results, (f"{head}: image {i + 1}, preview at step {step}/{req.steps}"
+                                f" ({len(results)}/{len(req.seeds)} finished)"), preview
                 continue
             results.append(item)
             yield results, (f"{len(results)}/{len(req.seeds)} done in {time.perf_counter() - t0:.1f} s "
