@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue from the controlnet_fg/, controlnet_bg/ and fusion/ of this model folder "
                          "(e.g. the shipped model) instead of copies of the coarse UNet")
     ap.add_argument("--fusion-lr", type=float, default=None, help="AFF learning rate (default: --lr x 10)")
+    ap.add_argument("--control-lr", type=float, default=None,
+                    help="learning rate of each ControlNet's condition embedding and zero convolutions, "
+                         "without weight decay (default: --lr, with it)")
     ap.add_argument("--text-dropout", type=float, default=0.1)
     ap.add_argument("--cond-dropout", type=float, default=0.05)
     ap.add_argument("--min-snr-gamma", type=float, default=5.0)
@@ -54,6 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _keep(n: int, p: float, g: torch.Generator) -> torch.Tensor:
     return (torch.rand(n, generator=g, device=g.device) >= p).float().view(n, 1, 1, 1)
+
+
+#: the parts of a diffusers ControlNet that read the condition image or start at zero
+CONTROL_PARTS = ("controlnet_cond_embedding.", "controlnet_down_blocks.", "controlnet_mid_block.")
+
+
+def controlnet_param_groups(cn: torch.nn.Module, lr: float, control_lr: float | None) -> list[dict]:
+    """AdamW groups: the ControlNet's copied UNet blocks at `lr` with weight decay, and its
+    condition embedding and zero convolutions at `control_lr` without it.
+
+    Why: the zero convolutions start at 0 and the condition embedding is trained from scratch,
+    so at the UNet-copy rate they grow slowly and weight decay pulls them back to 0; a frozen-at-
+    zero path is exactly a ControlNet that ignores its condition (what training.diagnose_control
+    measured for the shipped v2's mask encoder).
+    """
+    if control_lr is None:
+        return [{"params": trainable(cn.parameters()), "lr": lr, "weight_decay": 1e-2}]
+    ctrl, rest = [], []
+    for name, p in cn.named_parameters():
+        if p.requires_grad:
+            (ctrl if name.startswith(CONTROL_PARTS) else rest).append(p)
+    return [{"params": rest, "lr": lr, "weight_decay": 1e-2},
+            {"params": ctrl, "lr": control_lr, "weight_decay": 0.0}]
 
 
 def _fresh_fine_parts(unet, preset: str, vae) -> tuple:
@@ -99,8 +125,8 @@ def train(args: argparse.Namespace) -> dict:
                             else _fresh_fine_parts(unet, args.preset, frozen.vae))
     for m in (cn_fg, cn_bg, fusion):
         m.to(dev, torch.float32).train()
-    opt_fg = torch.optim.AdamW(trainable(cn_fg.parameters()), lr=args.lr, weight_decay=1e-2)
-    opt_bg = torch.optim.AdamW(trainable(cn_bg.parameters()), lr=args.lr, weight_decay=1e-2)
+    opt_fg = torch.optim.AdamW(controlnet_param_groups(cn_fg, args.lr, args.control_lr))
+    opt_bg = torch.optim.AdamW(controlnet_param_groups(cn_bg, args.lr, args.control_lr))
     opt_aff = torch.optim.AdamW(trainable(fusion.parameters()), lr=args.fusion_lr or args.lr * 10, weight_decay=0.0)
     cn_fg, cn_bg, fusion, opt_fg, opt_bg, opt_aff = acc.prepare(cn_fg, cn_bg, fusion, opt_fg, opt_bg, opt_aff)
     emas = {}
@@ -148,7 +174,7 @@ def train(args: argparse.Namespace) -> dict:
 
     info = {"resumed": resumed, "init": args.init, "ema": bool(emas), "optimizers": "AdamW x3 (FG ControlNet, BG ControlNet, AFF fusion)",
             "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout,
-            "mask_loss_weight": args.mask_loss_weight}
+            "mask_loss_weight": args.mask_loss_weight, "control_lr": args.control_lr}
     if acc.is_main_process:
         for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
             raw = acc.unwrap_model(m)
