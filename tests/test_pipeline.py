@@ -79,15 +79,39 @@ def test_reference_mode_with_strength_reproduces(pipe, tmp_path):
     assert not np.array_equal(_arr(weaker.images[0]), _arr(out.images[0]))
 
 
-def test_encoder_choices_and_explicit_sobel(pipe):
-    sob = np.asarray(Image.open(next(iter(sorted((pipe.background_bank.folder / "sobel").glob("*.png"))))))
+@pytest.fixture(scope="module")
+def hearing_pipe(micro_model_dir):
+    """The micro model with its ControlNets' zero convolutions (and the condition embeddings'
+    last convs) made non-zero, so each encoder changes the output, as a trained one does."""
+    import torch
+    p = TigerPipeline.from_pretrained(micro_model_dir)
+    p.set_progress_bar_config(disable=True)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for cn in (p.controlnet_fg, p.controlnet_bg):
+            for zc in [cn.controlnet_cond_embedding.conv_out, *cn.controlnet_down_blocks, cn.controlnet_mid_block]:
+                zc.weight.copy_(torch.randn(zc.weight.shape, generator=g) * 0.2)
+    return p
+
+
+def test_encoder_choices_and_explicit_sobel(hearing_pipe):
+    pipe = hearing_pipe
+    sobs = [np.asarray(Image.open(f)) for f in sorted((pipe.background_bank.folder / "sobel").glob("*.png"))[:2]]
     outs = {}
-    for enc in ("fg", "bg", "none"):
-        o = pipe(chips=FTC, sobel=sob, encoders=enc, num_inference_steps=1, seed=1)
+    for enc in ("both", "fg", "bg", "none"):
+        o = pipe(chips=FTC, sobel=sobs[0], encoders=enc, num_inference_steps=2, seed=1)
         assert o.records[0]["encoders"] == enc and o.records[0]["sobel"]
-        outs[enc] = o.images[0]
-    replay = pipe.replay(o.records[0])
-    assert np.array_equal(_arr(replay.images[0]), _arr(outs["none"]))
+        outs[enc] = _arr(o.images[0])
+        replay = pipe.replay(o.records[0])
+        assert np.array_equal(_arr(replay.images[0]), outs[enc]), enc
+    encs = list(outs)
+    for i, a in enumerate(encs):          # every encoder choice draws something else
+        for b in encs[i + 1:]:
+            assert np.abs(outs[a] - outs[b]).mean() > 0.5, (a, b)
+    other = {enc: _arr(pipe(chips=FTC, sobel=sobs[1], encoders=enc, num_inference_steps=2, seed=1).images[0])
+             for enc in ("fg", "bg")}
+    assert np.array_equal(other["fg"], outs["fg"])        # the FG encoder alone never reads the Sobel map
+    assert not np.array_equal(other["bg"], outs["bg"])     # the BG encoder does
 
 
 def test_one_unet_pass_per_step(pipe):
