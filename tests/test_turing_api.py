@@ -111,7 +111,7 @@ def test_admin_manages_readers_studies_and_exports(api, turing_manifest, tmp_pat
     assert "row 1" in err and "not found" in err and "row 2" in err and "'purple'" in err and "truth must be" in err
     r = client.post("/api/turing/admin/studies", headers=ada,
                     json={"name": "seedless", "manifest": str(turing_manifest), "seed": "abc", "protocols": 7})
-    assert r.status_code == 400 and "seed must be a whole number" in r.json()["error"] and "protocols" in r.json()["error"]
+    assert r.status_code == 422 and "seed: " in r.json()["error"] and "protocols: " in r.json()["error"]
     r = client.post("/api/turing/admin/studies", headers=ada,
                     json={"name": "new study", "manifest": str(turing_manifest), "protocols": [1], "readers": ["new"]})
     assert r.status_code == 201
@@ -134,7 +134,7 @@ def test_bad_requests_get_clear_errors(api):
     item = client.get(f"/api/turing/studies/{sid}/next", headers=jun).json()
     url = f"/api/turing/studies/{sid}/answers"
     r = client.post(url, headers=jun, json={"payload": {"answer": "real"}})
-    assert r.status_code == 400 and "item_id" in r.json()["error"]
+    assert r.status_code == 422 and "item_id: Field required" in r.json()["error"]
     r = client.post(url, headers=jun, json={"item_id": item["item_id"], "payload": {"answer": "perhaps"}})
     assert r.status_code == 422 and "'real' or 'synthetic'" in r.json()["error"]
     r = client.post(url, headers=jun, content=b"{not json", )

@@ -11,6 +11,8 @@ synchronous=FULL, so an acknowledged answer survives a killed process. Any SQLAl
 """
 from __future__ import annotations
 
+import re
+
 import contextlib
 import os
 import secrets
@@ -162,6 +164,10 @@ def _signed64(h: int) -> int:
     return h - 2**64 if h >= 2**63 else h
 
 
+#: what a user name may hold: it appears in URLs, CSV exports and logs, so no slashes or controls
+USERNAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,100}")
+
+
 class Store:
     """All reads and writes of the Turing-test module."""
 
@@ -178,8 +184,8 @@ class Store:
     def create_reader(self, username: str, password: str, role: str = "junior",
                       years_experience: float = 0) -> ReaderInfo:
         username = (username or "").strip()
-        if not username or len(username) > 100 or any(c.isspace() for c in username):
-            raise TuringError("user name must be 1-100 characters without spaces")
+        if not USERNAME_RE.fullmatch(username):
+            raise TuringError("user name must be 1-100 letters, digits or . _ @ - (no spaces or slashes)")
         if role not in ROLES:
             raise TuringError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if not password or len(password) < auth.MIN_PASSWORD_LENGTH:

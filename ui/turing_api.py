@@ -16,14 +16,17 @@ from __future__ import annotations
 
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from turing_test.errors import RateLimited, TuringError
 from turing_test.storage import ReaderInfo, Store
 from ui.context import AppContext
+from ui.turing_requests import (ActiveBody, AnswerBody, EnrollBody, LoginBody, NewReaderBody, NewStudyBody,
+                                validation_error_response)
 
 PREFIX = "/api/turing"
 COOKIE = "tiger_turing"
@@ -45,40 +48,40 @@ def _error_response(_request: Request, exc: TuringError) -> JSONResponse:
     return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=exc.http_status, headers=headers)
 
 
-def _study_kwargs(body: dict) -> dict:
+def _study_kwargs(body: NewStudyBody) -> dict:
     """Case specs for a new study from a server-side manifest, generated batch and/or folders."""
     from turing_test import manifest as mf
 
     specs = []
-    if body.get("manifest"):
-        specs += mf.load_manifest(body["manifest"])
-    if body.get("generated_batch"):
-        specs += mf.cases_from_generated_batch(body["generated_batch"])
-    for folder in body.get("folders", []):
-        if not isinstance(folder, dict) or "path" not in folder:
-            raise TuringError("each folder must be {\"path\", \"truth\", \"method\"}")
-        specs += mf.cases_from_folder(folder["path"], truth=folder.get("truth", ""), method=folder.get("method", ""))
+    if body.manifest:
+        specs += mf.load_manifest(body.manifest)
+    if body.generated_batch:
+        specs += mf.cases_from_generated_batch(body.generated_batch)
+    for folder in body.folders:
+        specs += mf.cases_from_folder(folder.path, truth=folder.truth, method=folder.method)
     return {"specs": specs}
 
 
 def register(app: FastAPI, ctx: AppContext) -> None:
-    """Add the Turing-test routes and the error handler to `app`."""
+    """Add the Turing-test routes and the error handlers to `app`."""
     app.add_exception_handler(TuringError, _error_response)
+    app.add_exception_handler(RequestValidationError, validation_error_response)
 
     def store() -> Store:
         return ctx.store()
 
     def reader(request: Request) -> ReaderInfo:
+        """The asking reader (FastAPI dependency): 401 without a valid token."""
         return store().reader_for_token(_token(request))
 
-    def admin(request: Request) -> ReaderInfo:
-        who = reader(request)
+    def admin(who: ReaderInfo = Depends(reader)) -> ReaderInfo:
+        """The asking reader, who must be an admin (403 otherwise)."""
         store().require_admin(who)
         return who
 
     @app.post(PREFIX + "/login")
-    def login(request: Request, body: dict = Body(...)) -> JSONResponse:
-        token, who = store().login(str(body.get("username", "")), str(body.get("password", "")), client=_client(request))
+    def login(request: Request, body: LoginBody) -> JSONResponse:
+        token, who = store().login(body.username, body.password, client=_client(request))
         resp = JSONResponse({"token": token, "username": who.username, "role": who.role})
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return resp
@@ -91,81 +94,69 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         return {"ok": True}
 
     @app.get(PREFIX + "/me")
-    def me(request: Request) -> dict:
-        who = reader(request)
+    def me(who: ReaderInfo = Depends(reader)) -> dict:
         return {"username": who.username, "role": who.role, "years_experience": who.years_experience}
 
     @app.get(PREFIX + "/studies")
-    def my_studies(request: Request) -> list[dict]:
-        return store().studies_for(reader(request))
+    def my_studies(who: ReaderInfo = Depends(reader)) -> list[dict]:
+        return store().studies_for(who)
 
     @app.get(PREFIX + "/studies/{study_id}/next")
-    def next_item(request: Request, study_id: int) -> dict:
-        item = store().next_item(reader(request), study_id)
+    def next_item(study_id: int, who: ReaderInfo = Depends(reader)) -> dict:
+        item = store().next_item(who, study_id)
         return item if item is not None else {"done": True}
 
     @app.get(PREFIX + "/studies/{study_id}/answered")
-    def answered(request: Request, study_id: int) -> list[dict]:
-        return store().answered_items(reader(request), study_id)
+    def answered(study_id: int, who: ReaderInfo = Depends(reader)) -> list[dict]:
+        return store().answered_items(who, study_id)
 
     @app.get(PREFIX + "/studies/{study_id}/items/{item_id}")
-    def get_item(request: Request, study_id: int, item_id: int) -> dict:
-        return store().item_for(reader(request), study_id, item_id)
+    def get_item(study_id: int, item_id: int, who: ReaderInfo = Depends(reader)) -> dict:
+        return store().item_for(who, study_id, item_id)
 
     @app.post(PREFIX + "/studies/{study_id}/answers", status_code=201)
-    def answer(request: Request, study_id: int, body: dict = Body(...)) -> dict:
-        item_id = body.get("item_id")
-        if not isinstance(item_id, int):
-            raise TuringError("item_id (the question's id from /next) is required")
-        return store().submit(reader(request), study_id, item_id, body.get("payload"))
+    def answer(study_id: int, body: AnswerBody, who: ReaderInfo = Depends(reader)) -> dict:
+        return store().submit(who, study_id, body.item_id, body.payload)
 
     @app.get(PREFIX + "/images/{token}")
-    def image(request: Request, token: str) -> Response:
-        png = store().image_png(reader(request), token)
+    def image(token: str, who: ReaderInfo = Depends(reader)) -> Response:
+        png = store().image_png(who, token)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     # ------------------------------------------------------------------ admin
-    @app.get(PREFIX + "/admin/readers")
-    def readers(request: Request) -> list[dict]:
-        admin(request)
+    @app.get(PREFIX + "/admin/readers", dependencies=[Depends(admin)])
+    def readers() -> list[dict]:
         return store().list_readers()
 
-    @app.post(PREFIX + "/admin/readers", status_code=201)
-    def create_reader(request: Request, body: dict = Body(...)) -> dict:
-        admin(request)
-        who = store().create_reader(str(body.get("username", "")), str(body.get("password", "")),
-                                    role=str(body.get("role", "junior")),
-                                    years_experience=body.get("years_experience", 0))
+    @app.post(PREFIX + "/admin/readers", status_code=201, dependencies=[Depends(admin)])
+    def create_reader(body: NewReaderBody) -> dict:
+        who = store().create_reader(body.username, body.password, role=body.role,
+                                    years_experience=body.years_experience)
         return {"id": who.id, "username": who.username, "role": who.role}
 
-    @app.post(PREFIX + "/admin/readers/{username}/active")
-    def set_active(request: Request, username: str, body: dict = Body(...)) -> dict:
-        admin(request)
-        store().set_reader_active(username, bool(body.get("active")))
-        return {"username": username, "active": bool(body.get("active"))}
+    @app.post(PREFIX + "/admin/readers/{username}/active", dependencies=[Depends(admin)])
+    def set_active(username: str, body: ActiveBody) -> dict:
+        store().set_reader_active(username, body.active)
+        return {"username": username, "active": body.active}
 
-    @app.get(PREFIX + "/admin/studies")
-    def studies(request: Request) -> list[dict]:
-        admin(request)
+    @app.get(PREFIX + "/admin/studies", dependencies=[Depends(admin)])
+    def studies() -> list[dict]:
         return store().list_studies()
 
-    @app.post(PREFIX + "/admin/studies", status_code=201)
-    def create_study(request: Request, body: dict = Body(...)) -> dict:
-        admin(request)
+    @app.post(PREFIX + "/admin/studies", status_code=201, dependencies=[Depends(admin)])
+    def create_study(body: NewStudyBody) -> dict:
         study_id = store().create_study(
-            str(body.get("name", "")), protocols=body.get("protocols", [1, 2, 3]), design=body.get("design"),
-            seed=body.get("seed", 0), allow_edits=bool(body.get("allow_edits", False)),
-            description=str(body.get("description", "")), readers=body.get("readers", []), **_study_kwargs(body))
+            body.name, protocols=body.protocols, design=body.design, seed=body.seed, allow_edits=body.allow_edits,
+            description=body.description, readers=body.readers, **_study_kwargs(body))
         return {"id": study_id, "blinding_warnings": store().blinding(study_id)["warnings"]}
 
-    @app.post(PREFIX + "/admin/studies/{study_id}/enroll")
-    def enroll(request: Request, study_id: int, body: dict = Body(...)) -> dict:
-        admin(request)
-        return {"items_created": store().enroll(study_id, list(body.get("readers", [])))}
+    @app.post(PREFIX + "/admin/studies/{study_id}/enroll", dependencies=[Depends(admin)])
+    def enroll(study_id: int, body: EnrollBody) -> dict:
+        return {"items_created": store().enroll(study_id, body.readers)}
 
     @app.get(PREFIX + "/admin/studies/{study_id}/answers")
-    def answers(request: Request, study_id: int, format: str = "json") -> Any:
-        rows = store().answer_rows(admin(request), study_id)
+    def answers(study_id: int, format: Literal["json", "csv"] = "json", who: ReaderInfo = Depends(admin)) -> Any:
+        rows = store().answer_rows(who, study_id)
         if format == "csv":
             import tempfile
 
@@ -178,10 +169,10 @@ def register(app: FastAPI, ctx: AppContext) -> None:
         return rows
 
     @app.get(PREFIX + "/admin/studies/{study_id}/summary")
-    def summary(request: Request, study_id: int) -> dict:
+    def summary(study_id: int, who: ReaderInfo = Depends(admin)) -> dict:
         from turing_test.stats import summarize
 
-        return summarize(store().answer_rows(admin(request), study_id))
+        return summarize(store().answer_rows(who, study_id))
 
 
 __all__ = ["register", "PREFIX"]
