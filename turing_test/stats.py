@@ -14,15 +14,17 @@ from itertools import combinations
 
 
 def wilson_ci(k: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (well-behaved at 0%, 100% and small n)."""
+    """Wilson score interval for k successes in n trials (well-behaved at 0%, 100% and small n),
+    from `scipy.stats.binomtest(...).proportion_ci(method="wilson")`; z sets the confidence."""
     if n <= 0:
         return (float("nan"), float("nan"))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if k <= 0 else max(0.0, centre - half)  # exact ends: no 0.9999999 from rounding
-    hi = 1.0 if k >= n else min(1.0, centre + half)
+    if abs(k - round(k)) > 1e-9 or not 0 <= k <= n:
+        raise ValueError(f"successes must be a whole number from 0 to {n}, got {k}")
+    from scipy.stats import binomtest, norm
+
+    ci = binomtest(int(round(k)), n).proportion_ci(confidence_level=float(2 * norm.cdf(z) - 1), method="wilson")
+    lo = 0.0 if k <= 0 else max(0.0, float(ci.low))  # exact ends: no 0.9999999 from rounding
+    hi = 1.0 if k >= n else min(1.0, float(ci.high))
     return (lo, hi)
 
 
@@ -33,22 +35,25 @@ def proportion(k: float, n: int) -> dict:
 
 
 def cohen_kappa(a: list, b: list) -> float | None:
-    """Cohen's kappa of two raters over the same items; None when undefined (chance agreement 1)."""
+    """Cohen's kappa of two raters over the same items (`sklearn.metrics.cohen_kappa_score`);
+    None when undefined (no items, or chance agreement 1: both raters gave one label throughout)."""
     if len(a) != len(b):
         raise ValueError("both raters must rate the same items")
-    n = len(a)
-    if n == 0:
+    if not a or len(set(a) | set(b)) < 2:
         return None
-    labels = set(a) | set(b)
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pe = sum((a.count(lab) / n) * (b.count(lab) / n) for lab in labels)
-    if pe >= 1:
-        return None
-    return (po - pe) / (1 - pe)
+    from sklearn.metrics import cohen_kappa_score
+
+    value = float(cohen_kappa_score(a, b))
+    return None if math.isnan(value) else value
 
 
 def fleiss_kappa(counts: list[list[int]]) -> float | None:
-    """Fleiss' kappa from an items x categories count table (raters per item may vary, >= 2)."""
+    """Fleiss' kappa from an items x categories count table (raters per item may vary, >= 2).
+
+    Hand-written because the library versions (statsmodels' `fleiss_kappa`) assume the same
+    number of raters on every item, and in a reader study readers skip or have not reached
+    items; tested on the Wikipedia example.
+    """
     rows = [r for r in counts if sum(r) >= 2]
     if not rows:
         return None
