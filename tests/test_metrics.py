@@ -198,3 +198,4 @@ def test_bad_input_messages(tmp_path, ddti):
         cmmd(np.full((4, 3), np.nan), np.zeros((4, 3)))
     with pytest.raises(MetricInputError, match="more than 5"):
         prdc(np.zeros((3, 2)), np.zeros((3, 2)))
+

@@ -10,12 +10,6 @@ import numpy as np
 from scipy import ndimage
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a) > 0, np.asarray(b) > 0
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
-
-
 def ring(mask: np.ndarray, size: int = 9) -> np.ndarray:
     m = np.asarray(mask) > 0
     return ndimage.binary_dilation(m, structure=np.ones((size, size), bool)) & ~m

@@ -30,6 +30,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from tiger import conditions, knowledge, measures
+from tiger.metrics.segmentation import iou_dice
 from tiger.data import load_metadata, split
 
 POLES = ("inferior", "middle", "upper pole")
@@ -78,7 +79,7 @@ def real_reference(records: Sequence[dict], data: Path, segmenter, size: int) ->
     for r, im, m, s in zip(keep, imgs, masks, segs):
         if s is None:
             continue
-        ious.append(measures.iou(s, m))
+        ious.append(iou_dice(s, m)[0])
         gland = conditions.GlandExtent.from_dict(r["gland"]) if r.get("gland") else conditions.estimate_gland_extent(im, m)
         want = conditions.location_of(m, gland)
         third.append(bool((s > 0).any()) and conditions.location_of(s, gland) == want)
@@ -124,7 +125,7 @@ def adherence(pipe, segmenter, seeds: Sequence[int], steps: int, encoders: str =
                 out = pipe(chips=chips, encoders=encoders, num_inference_steps=steps, seed=int(s), num_images=1, **gen_kw)
                 placed = _masks_of(out)[0]
                 seg = segmenter.predict_mask(np.asarray(out.images[0])) > 0
-                ious.append(measures.iou(seg, placed))
+                ious.append(iou_dice(seg, placed)[0])
                 _, gland = bank.get(out.records[0]["background_id"], size=pipe.image_size)
                 third.append(bool(seg.any()) and conditions.location_of(seg, gland) == pole)
         per_pole[pole] = {"n": len(ious), "mean_iou": _mean(ious), "hit_rate": _mean([i > HIT_IOU for i in ious]),

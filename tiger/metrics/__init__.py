@@ -8,7 +8,7 @@ from tiger.metrics.clip_score import clip_score, clip_scores
 from tiger.metrics.cmmd import cmmd
 from tiger.metrics.embeddings import Embedder, load_embedder
 from tiger.metrics.errors import MetricInputError
-from tiger.metrics.fid import fid, frechet_distance_from_stats, kid
+from tiger.metrics.fid import fid, kid
 from tiger.metrics.gradient import gradient_distance, gradient_similarity_pairs, set_gradient_similarity
 from tiger.metrics.images import ImageSet, load_image_set
 from tiger.metrics.inception_score import inception_score, zero_shot_inception_score, zero_shot_probabilities
@@ -19,7 +19,7 @@ from tiger.metrics.ssim import set_ssim, ssim_pairs
 
 __all__ = [
     "Embedder", "ImageSet", "MetricInputError", "clip_score", "clip_scores", "cmmd", "evaluate_sets",
-    "fid", "frechet_distance_from_stats", "gradient_distance", "gradient_similarity_pairs", "inception_score",
+    "fid", "gradient_distance", "gradient_similarity_pairs", "inception_score",
     "kid", "load_embedder", "load_image_set", "phash_report", "prdc", "set_gradient_similarity", "set_ssim",
     "ssim_pairs", "to_markdown", "write_report", "zero_shot_inception_score", "zero_shot_probabilities",
 ]

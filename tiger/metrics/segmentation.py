@@ -11,14 +11,18 @@ from tiger.metrics.errors import MetricInputError
 
 
 def iou_dice(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(IoU, Dice) of two masks of one shape (any non-zero pixel is foreground)."""
+    """(IoU, Dice) of two masks of one shape (any non-zero pixel is foreground), by torchmetrics'
+    `binary_jaccard_index` and `binary_f1_score` (Dice is the F1 score of the foreground)."""
+    import torch
+    from torchmetrics.functional.classification import binary_f1_score, binary_jaccard_index
+
     p, t = np.asarray(pred) > 0, np.asarray(truth) > 0
     if p.shape != t.shape:
         raise MetricInputError(f"mask shapes differ: predicted {p.shape}, truth {t.shape}")
-    inter, union, total = (p & t).sum(), (p | t).sum(), p.sum() + t.sum()
-    if union == 0:
+    if not (p | t).any():
         return 1.0, 1.0
-    return float(inter / union), float(2 * inter / total)
+    pt, tt = torch.from_numpy(p.ravel()).long(), torch.from_numpy(t.ravel()).long()
+    return float(binary_jaccard_index(pt, tt)), float(binary_f1_score(pt, tt))
 
 
 def mean_iou_dice(preds, truths) -> dict[str, float]:
