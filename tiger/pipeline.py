@@ -149,7 +149,7 @@ class TigerPipeline(DiffusionPipeline):
                               scheduler=scheduler)
         self.background_bank = background_bank
         self.model_id = model_id or "unsaved"
-        self.image_size = int(image_size or nets._image_size(unet, vae))
+        self.image_size = int(image_size or nets.image_size_of(unet, vae))
         self.clip = clip
         self._interrupt = False
         #: the model folder's scheduler config: every sampler is built on it (betas, v-prediction)
