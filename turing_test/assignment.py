@@ -17,9 +17,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
-from tiger.imagehash import hamming
-
-from turing_test.features import protocol3_groups
+from turing_test.protocols import PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -104,33 +102,12 @@ def subsample(cases: list[CaseInfo], n: int | None, rng: random.Random,
 
 
 def protocol_cases(protocol: int, cases: list[CaseInfo], design: dict) -> list[CaseInfo]:
-    """The cases a protocol asks about, per the study design.
+    """The cases a protocol asks about, per the study design (`StudyProtocol.eligible`).
 
-    design keys: "cases_per_reader" (per protocol, stratified subsample), "order" ("balanced"
-    default, or "random"), "protocol2_truths" / "protocol3_truths" (see below).
-    Protocol 1: every case. Protocol 2: cases with a description (of the truths in
-    design["protocol2_truths"], default synthetic only). Protocol 3: cases with at least one of
-    the ten protocol-3 features (design["protocol3_truths"], default synthetic only). If no
-    case has the default truth, all eligible cases are used.
+    design keys: "cases_per_reader" (per protocol, stratified subsample), "order" ("blocks"
+    default, or "random"), "protocol2_truths" / "protocol3_truths" (default synthetic only).
     """
-    if protocol == 1:
-        return list(cases)
-    if protocol == 2:
-        eligible = [c for c in cases if c.description]
-        truths = design.get("protocol2_truths", ["synthetic"])
-    else:
-        p3 = set(protocol3_groups())
-        eligible = [c for c in cases if p3 & set(c.features)]
-        truths = design.get("protocol3_truths", ["synthetic"])
-    chosen = [c for c in eligible if c.truth in truths]
-    return chosen or eligible
-
-
-def distractors(target: CaseInfo, pool: list[CaseInfo], n: int = 3) -> list[CaseInfo]:
-    """The n images most similar to the target by pHash whose description differs from its own."""
-    candidates = [c for c in pool if c.id != target.id and c.description.strip().lower() != target.description.strip().lower()]
-    candidates.sort(key=lambda c: (hamming(target.phash & (2**64 - 1), c.phash & (2**64 - 1)), c.id))
-    return candidates[:n]
+    return PROTOCOLS[protocol].eligible(cases, design)
 
 
 def plan_items(protocols: list[int], cases: list[CaseInfo], design: dict, study_seed: int,
@@ -147,12 +124,9 @@ def plan_items(protocols: list[int], cases: list[CaseInfo], design: dict, study_
         else:
             ordered = balanced_order(chosen, rng, block_size=design.get("block_size", DEFAULT_BLOCK_SIZE))
         for case in ordered:
-            options = None
-            if protocol == 2:
-                others = distractors(case, cases)
-                if len(others) < 3:
-                    continue  # not enough distinct descriptions: the question cannot be fair
-                options = [case.id] + [o.id for o in others]
-                rng.shuffle(options)
+            try:
+                options = PROTOCOLS[protocol].options(case, cases, rng)
+            except LookupError:
+                continue  # e.g. too few distinct descriptions: the question cannot be fair
             items.append(PlannedItem(len(items), protocol, case.id, options))
     return items

@@ -12,6 +12,8 @@ import statistics
 from collections import defaultdict
 from itertools import combinations
 
+from turing_test.protocols import PROTOCOLS
+
 
 def wilson_ci(k: float, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval for k successes in n trials (well-behaved at 0%, 100% and small n),
@@ -69,11 +71,8 @@ def fleiss_kappa(counts: list[list[int]]) -> float | None:
 
 
 def _trials(row: dict) -> tuple[float, int]:
-    """(successes, trials) of one answer: one trial, or one per listed feature in protocol 3."""
-    if row["protocol"] == 3:
-        marks = row["payload"]["features"]
-        return float(sum(marks.values())), len(marks)
-    return float(row["correct"]), 1
+    """(successes, trials) of one answer, as its protocol counts them (`StudyProtocol.trials`)."""
+    return PROTOCOLS[row["protocol"]].trials(row["payload"], row["correct"])
 
 
 def _grouped(rows: list[dict], key) -> dict:

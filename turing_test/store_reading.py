@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from turing_test.errors import DuplicateAnswer, NotFound, PermissionDenied
 from turing_test.images import ServeSpec, served_png
 from turing_test.models import Answer, AnswerRevision, Case, Enrollment, Item, Study
-from turing_test.protocols import PROTOCOL_NAMES, shown_features, validate_payload
+from turing_test.protocols import PROTOCOL_NAMES, PROTOCOLS, validate_payload
 from turing_test.store_base import ReaderInfo, StoreBase, timestamp, valid_id
 
 
@@ -19,15 +19,16 @@ class ReadingMixin(StoreBase):
         case = s.get(Case, item.case_id)
         view = {"study_id": study.id, "item_id": item.id, "position": item.position, "total": total,
                 "answered": answered, "protocol": item.protocol, "protocol_name": PROTOCOL_NAMES[item.protocol]}
-        if item.protocol == 2:
-            tokens = {c.id: c.token for c in s.scalars(select(Case).where(Case.id.in_(item.options or [])))}
-            view["description"] = case.description
-            view["options"] = [tokens[i] for i in item.options]
-        else:
-            view["image"] = case.token
-        if item.protocol == 3:
-            view["features"] = shown_features(case.features or {})
+        view.update(PROTOCOLS[item.protocol].view(case, self._option_tokens(s, item)))
         return view
+
+    @staticmethod
+    def _option_tokens(s, item: Item) -> list[str] | None:
+        """The served ids of the item's option cases, in the item's order (None without options)."""
+        if not item.options:
+            return None
+        tokens = {c.id: c.token for c in s.scalars(select(Case).where(Case.id.in_(item.options)))}
+        return [tokens[i] for i in item.options]
 
     def next_item(self, reader: ReaderInfo, study_id: int) -> dict | None:
         """The first unanswered item in the reader's order (None when finished); marks it shown."""
@@ -92,10 +93,8 @@ class ReadingMixin(StoreBase):
             if item is None or item.reader_id != reader.id or item.study_id != study_id:
                 raise NotFound("this question is not assigned to you")
             case = s.get(Case, item.case_id)
-            tokens = None
-            if item.protocol == 2:
-                tokens = [c.token for c in s.scalars(select(Case).where(Case.id.in_(item.options or [])))]
-            clean = validate_payload(item.protocol, payload, option_tokens=tokens, features=case.features or {})
+            clean = validate_payload(item.protocol, payload, option_tokens=self._option_tokens(s, item),
+                                     features=case.features or {})
             shown_at = item.shown_at or now
             allow_edits, case_id, protocol, iid = study.allow_edits, case.id, item.protocol, item.id
             answer = Answer(item_id=iid, study_id=study_id, reader_id=reader.id, case_id=case_id,

@@ -24,13 +24,12 @@ class ResultsMixin(StoreBase):
                              .where(Answer.study_id == study_id).order_by(Answer.id)).all()
             out = []
             for a, c, r in rows:
-                target = c.token if a.protocol == 2 else None
                 out.append({
                     "answer_id": a.id, "study_id": study_id, "reader": r.username, "reader_id": r.id,
                     "reader_group": r.role, "years_experience": r.years_experience, "case_id": c.id,
                     "protocol": a.protocol, "question": a.question, "truth": c.truth, "method": c.method,
                     "subtype": c.subtype, "payload": a.payload, "chosen_case_id": tokens.get(a.payload.get("choice")),
-                    "correct": score(a.protocol, a.payload, truth=c.truth, target_token=target),
+                    "correct": score(a.protocol, a.payload, truth=c.truth, target_token=c.token),
                     "shown_at": a.shown_at, "answered_at": a.answered_at, "duration_s": a.duration_s,
                     "revision": a.revision,
                 })
