@@ -28,7 +28,7 @@ def _raw_ddti_records(n: int) -> list[dict]:
 def micro_model_dir(request, tmp_path_factory) -> Path:
     """A randomly initialised `micro` model folder with a background bank of real DDTI Sobel maps."""
     from tiger.background_bank import BackgroundBank
-    from tiger.pipeline import make_random_pipeline
+    from tiger.random_model import make_random_pipeline
 
     folder = tmp_path_factory.mktemp("models") / "tiger-micro-random"
     try:

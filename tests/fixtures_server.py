@@ -1,6 +1,6 @@
 """Fixtures that start the real app (`ui.server.create_app`) on a free 127.0.0.1 port.
 
-The model is a randomly initialised *micro* model (tiger.pipeline.make_random_pipeline) whose
+The model is a randomly initialised *micro* model (tiger.random_model.make_random_pipeline) whose
 background bank is built from real DDTI images (imported with tiger.importers, 24 samples):
 the UI code paths are the real ones, only the weights are random, so images are noise.
 Both the model and the small canonical import are cached in `.cache/` across runs.
@@ -37,7 +37,7 @@ def micro_model(folder: Path | None = None) -> Path:
     folder = folder or UI_CACHE / f"model-{MODEL_VERSION}"
     if (folder / "model_index.json").exists() and (folder / "background_bank" / "index.jsonl").exists():
         return folder
-    from tiger.pipeline import make_random_pipeline
+    from tiger.random_model import make_random_pipeline
 
     canonical = ddti_canonical()
     try:

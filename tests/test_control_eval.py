@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from tiger import conditions
 from tiger import measures
+from tiger.data import read_grey
 from training import eval_control as ec
 
 
@@ -77,15 +78,15 @@ def test_real_nodules_are_darker_than_their_ring(ddti_canonical):
     rows = [r for r in load_metadata(data) if r.get("mask")]
     hypo = [r for r in rows if (r.get("features") or {}).get("echogenicity") in ("hypoechoic", "very hypoechoic")]
     assert len(hypo) >= 10
-    ratios = [measures.grey_ratio(ec._load(data, r["file_name"], 128), ec._load(data, r["mask"], 128) > 127) for r in hypo]
+    ratios = [measures.grey_ratio(read_grey(data / r["file_name"], 128), read_grey(data / r["mask"], 128) > 127) for r in hypo]
     assert np.median([x for x in ratios if x is not None]) < 0.95
     sharp = []
     for r in hypo[:20]:
-        m = ec._load(data, r["mask"], 128) > 127
+        m = read_grey(data / r["mask"], 128) > 127
         if not m.any():
             continue
-        full = conditions.sobel_map(ec._load(data, r["file_name"], 128)).astype(float)
-        bg = ec._load(data, r["condition_bg"], 128).astype(float)
+        full = conditions.sobel_map(read_grey(data / r["file_name"], 128)).astype(float)
+        bg = read_grey(data / r["condition_bg"], 128).astype(float)
         edge = m & ~ndimage.binary_erosion(m, iterations=2)
         sharp.append((full[edge].mean() / full.mean(), bg[edge].mean() / bg.mean()))
     full_ratio, bg_ratio = np.median(np.array(sharp), axis=0)

@@ -84,9 +84,14 @@ def split(records: list[dict], seed: int = 0, fractions: tuple[float, float, flo
     return out
 
 
-def _read_grey(path: Path) -> np.ndarray:
+def read_grey(path: Path, size: int | None = None) -> np.ndarray:
+    """A dataset image file as uint8 greyscale, resized (bilinear) to size x size when given and
+    different: the one loader of canonical dataset files for training and evaluation."""
     with Image.open(path) as im:
-        return np.asarray(im.convert("L"), dtype=np.uint8)
+        im = im.convert("L")
+        if size is not None and im.size != (size, size):
+            im = im.resize((size, size), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
 
 
 class TigerDataset(Dataset):
@@ -120,9 +125,9 @@ class TigerDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         r = self.records[i]
-        image = _read_grey(self._path(r["file_name"]))
-        mask = _read_grey(self._path(r["mask"]))
-        sobel = _read_grey(self._path(r["condition_bg"]))
+        image = read_grey(self._path(r["file_name"]))
+        mask = read_grey(self._path(r["mask"]))
+        sobel = read_grey(self._path(r["condition_bg"]))
         if not (image.shape == mask.shape == sobel.shape):
             raise DatasetFormatError(f"sample {r['id']}: image {image.shape}, mask {mask.shape} and "
                                      f"sobel {sobel.shape} differ in size.")

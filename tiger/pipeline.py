@@ -18,7 +18,6 @@ latent) so a UI can show a live preview (`preview_image`).
 """
 from __future__ import annotations
 
-import io
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,20 +27,18 @@ import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from tiger import nets, samplers
+from tiger.pipeline_inputs import (PipelineInputError, check_float, check_int, check_mask, load_grey,
+                                  record_to_kwargs, seed_list)
+from tiger.pngmeta import array_to_b64png
 from tiger.preview import LatentPreviewer
-from tiger.pngmeta import array_to_b64png, b64png_to_array
 
 MAX_STEPS = 1000
 MAX_IMAGES = 64
 RECORD_VERSION = 1
 TEXT_CACHE_SIZE = 64
-
-
-class PipelineInputError(ValueError):
-    """Bad input to the pipeline (steps, mask, image, seeds, scales); the message is for people."""
 
 
 @dataclass
@@ -59,77 +56,6 @@ class TigerOutput(BaseOutput):
 # --------------------------------------------------------------------------------------------
 # Input checks (plain functions so the UI can reuse them before queueing a job)
 # --------------------------------------------------------------------------------------------
-
-def load_grey(image: Any, size: int, what: str = "image") -> np.ndarray:
-    """PIL / array / path / bytes -> uint8 size x size greyscale; a non-image raises PipelineInputError."""
-    try:
-        if isinstance(image, (str, Path)):
-            image = Image.open(image)
-        elif isinstance(image, (bytes, bytearray)):
-            image = Image.open(io.BytesIO(image))
-        if isinstance(image, Image.Image):
-            image.load()
-            arr = np.asarray(image.convert("L"))
-        else:
-            arr = np.asarray(image)
-            if arr.dtype == object or arr.ndim not in (2, 3):
-                raise ValueError(f"expected a 2-D greyscale or HxWx3 array, got shape {arr.shape}")
-            if arr.ndim == 3:
-                arr = arr[..., :3].mean(-1)
-            if arr.dtype != np.uint8:
-                arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, TypeError) as e:
-        raise PipelineInputError(f"the {what} is not a readable image ({e})") from e
-    if arr.shape != (size, size):
-        arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR))
-    return arr
-
-
-def check_mask(mask: Any, size: int) -> np.ndarray:
-    """A nodule mask -> uint8 0/255 (size x size). Wrong size, empty or all-nodule masks are refused."""
-    try:
-        m = np.asarray(mask.convert("L") if isinstance(mask, Image.Image) else mask)
-    except (TypeError, ValueError) as e:
-        raise PipelineInputError(f"the mask is not an image or array ({e})") from e
-    if m.ndim == 3:
-        m = m[..., 0]
-    if m.ndim != 2 or m.dtype == object:
-        raise PipelineInputError(f"the mask must be a 2-D image, got shape {m.shape}")
-    if m.shape != (size, size):
-        raise PipelineInputError(f"the mask is {m.shape[1]}x{m.shape[0]} pixels but this model makes "
-                                 f"{size}x{size} images; draw or resize the mask to {size}x{size}")
-    b = m > (127 if m.max() > 1 else 0)
-    if not b.any():
-        raise PipelineInputError("the mask is empty: mark the nodule (white on black)")
-    if b.all():
-        raise PipelineInputError("the mask covers the whole image: mark only the nodule (white on black)")
-    return b.astype(np.uint8) * 255
-
-
-def _check_int(name: str, v: Any, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
-        raise PipelineInputError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
-    return int(v)
-
-
-def _check_float(name: str, v: Any, lo: float, hi: float) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise PipelineInputError(f"{name} must be a number from {lo} to {hi}, got {v!r}") from None
-    if not (lo <= f <= hi) or f != f:
-        raise PipelineInputError(f"{name} must be a number from {lo} to {hi}, got {v!r}")
-    return f
-
-
-def _seeds(seed: int | Sequence[int], n: int) -> list[int]:
-    if isinstance(seed, (list, tuple)):
-        if len(seed) != n:
-            raise PipelineInputError(f"got {len(seed)} seeds for {n} images; give one seed or one per image")
-        return [_check_int("seed", s, 0, 2**63 - 1) for s in seed]
-    s = _check_int("seed", seed, 0, 2**63 - 1 - n)
-    return [s + i for i in range(n)]
-
 
 # --------------------------------------------------------------------------------------------
 # The pipeline
@@ -339,19 +265,19 @@ class TigerPipeline(DiffusionPipeline):
             image (see `record_to_kwargs`); `tiger.pngmeta.write_png` embeds it in the PNG.
         """
         S = self.image_size
-        steps = _check_int("num_inference_steps", num_inference_steps, 1, MAX_STEPS)
-        n = _check_int("num_images", num_images, 1, MAX_IMAGES)
-        g_scale = _check_float("guidance_scale", guidance_scale, 0.0, 50.0)
-        fg_s = _check_float("fg_scale", fg_scale, 0.0, 5.0)
-        bg_s = _check_float("bg_scale", bg_scale, 0.0, 5.0)
-        beta = _check_float("beta", beta, 0.0, 5.0)
-        eta = _check_float("eta", eta, 0.0, 1.0)
+        steps = check_int("num_inference_steps", num_inference_steps, 1, MAX_STEPS)
+        n = check_int("num_images", num_images, 1, MAX_IMAGES)
+        g_scale = check_float("guidance_scale", guidance_scale, 0.0, 50.0)
+        fg_s = check_float("fg_scale", fg_scale, 0.0, 5.0)
+        bg_s = check_float("bg_scale", bg_scale, 0.0, 5.0)
+        beta = check_float("beta", beta, 0.0, 5.0)
+        eta = check_float("eta", eta, 0.0, 1.0)
         if encoders not in nets.ENCODERS:
             raise PipelineInputError(f"encoders must be one of {', '.join(nets.ENCODERS)}, got {encoders!r}")
-        seeds = _seeds(seed, n)
+        seeds = seed_list(seed, n)
         chips_v, t_fg, t_bg, t_full = self._texts(chips, text_fg, text_bg)
         mode = "reference" if reference_image is not None else "diversify"
-        strength = _check_float("strength", strength, 0.0, 1.0) if mode == "reference" else 1.0
+        strength = check_float("strength", strength, 0.0, 1.0) if mode == "reference" else 1.0
         if mode == "reference" and strength <= 0:
             raise PipelineInputError("strength must be above 0 (0 would return the reference unchanged)")
         user_mask = check_mask(mask, S) if mask is not None else None
@@ -494,52 +420,4 @@ class TigerPipeline(DiffusionPipeline):
         return TigerOutput(images=[out.images[k]], records=[out.records[k]])
 
 
-def record_to_kwargs(record: dict, exact: bool = False) -> dict:
-    """A parameter record -> `TigerPipeline.__call__` arguments that reproduce its image.
-
-    exact=False: one image from the record's own seed (identical up to batch-size rounding);
-    exact=True: the record's whole batch (`batch_seeds`), whose image `batch_index` is bit-identical.
-    """
-    batch = record.get("batch_seeds") if exact else None
-    batch = batch if batch and len(batch) > 1 else None
-    drawn = record.get("mask_drawn", True) or record.get("mode") == "reference"
-    try:
-        kw = dict(chips=record.get("chips") or None,
-                  text_fg=record["text_fg"] if record.get("text_fg_override") else None,
-                  text_bg=record["text_bg"] if record.get("text_bg_override") else None,
-                  mask=b64png_to_array(record["mask"]) if record.get("mask") and (drawn or not batch) else None,
-                  sobel=b64png_to_array(record["sobel"]) if record.get("sobel") else None,
-                  background_id=record.get("background_id"), encoders=record["encoders"],
-                  num_inference_steps=record["steps"], guidance_scale=record["guidance_scale"],
-                  fg_scale=record["fg_scale"], bg_scale=record["bg_scale"], beta=record["beta"],
-                  eta=record.get("eta", 0.0), seed=list(batch) if batch else record["seed"],
-                  scheduler=record.get("scheduler", "ddim"), scheduler_config=record.get("scheduler_config") or None,
-                  num_images=len(batch) if batch else 1)
-    except KeyError as e:
-        raise PipelineInputError(f"the parameter record lacks {e.args[0]!r}") from None
-    if record.get("mode") == "reference":
-        kw["reference_image"] = b64png_to_array(record["reference_image"])
-        kw["strength"] = record.get("strength", 1.0)
-    return kw
-
-
-def make_random_pipeline(folder: str | Path, preset: str | dict = "micro", seed: int = 0,
-                         bank_source: str | Path | None = None, max_backgrounds: int | None = 32) -> TigerPipeline:
-    """Write a randomly initialised model folder and load it: for development and tests.
-
-    bank_source: a canonical dataset folder; its TRAINING split (tiger.data.split) fills the
-    background bank (at most `max_backgrounds`, at the model's image size).
-    """
-    folder = Path(folder)
-    comps = nets.build_components(preset, seed=seed)
-    comps["model_id"] = f"random-{preset if isinstance(preset, str) else 'custom'}-seed{seed}"
-    if bank_source is not None:
-        from tiger.background_bank import BackgroundBank
-        from tiger.data import load_metadata, split
-        records = split(load_metadata(bank_source), seed=0)["train"]
-        if max_backgrounds is not None:
-            records = records[:max_backgrounds]
-        comps["background_bank"] = BackgroundBank.build(bank_source, records, folder / "background_bank",
-                                                        size=comps["image_size"])
-    nets.save_components(comps, folder, fp16=True)
-    return TigerPipeline.from_pretrained(folder)
+__all__ = ["TigerPipeline", "TigerOutput", "PipelineInputError", "record_to_kwargs"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from tiger import knowledge
-from tiger.data import load_metadata, record_chips, split
+from tiger.data import load_metadata, read_grey, record_chips, split
 from tiger.device import pick_device
 from training.card_realism import nearest_neighbour_distance, real_vs_synthetic_accuracy
-from training.card_samples import grey_image, chip_fidelity, generate_for_records, reference_ssim, sample_grids
+from training.card_samples import chip_fidelity, generate_for_records, reference_ssim, sample_grids
 
 
 def evaluate(model: Path, data: Path, out: Path, n: int, steps: int, seed: int, split_seed: int,
@@ -32,8 +32,8 @@ def evaluate(model: Path, data: Path, out: Path, n: int, steps: int, seed: int, 
     rng = np.random.default_rng(seed)
     test = [parts["test"][i] for i in rng.permutation(len(parts["test"]))[:n]]
     size = pipe.image_size
-    real_test = np.stack([grey_image(data / r["file_name"], size) for r in test])
-    train_px = np.stack([grey_image(data / r["file_name"], size) for r in parts["train"]])
+    real_test = np.stack([read_grey(data / r["file_name"], size) for r in test])
+    train_px = np.stack([read_grey(data / r["file_name"], size) for r in parts["train"]])
 
     gen_coarse = generate_for_records(pipe, test, data, "none", steps, seed, "(a) coarse text-only")
     gen_tiger = generate_for_records(pipe, test, data, "both", steps, seed, "(b) Tiger FG+BG")

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from tiger import knowledge
-from tiger.data import record_chips
+from tiger.data import read_grey, record_chips
 
 
 # Chip changes shown in the per-chip grid and checked by the fidelity test.
@@ -22,13 +22,6 @@ CHIP_CHANGES = {
     "margin": ("smooth/clear", "ill-defined", "lobulated/irregular"),
 }
 SUBTYPES = ("benign", "papillary", "follicular", "medullary")
-
-
-def grey_image(path: Path, size: int) -> np.ndarray:
-    img = Image.open(path).convert("L")
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.BICUBIC)
-    return np.asarray(img, dtype=np.uint8)
 
 
 def _labelled_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], col_labels: Sequence[str] | None,
@@ -62,7 +55,7 @@ def generate_for_records(pipe, records: Sequence[dict], data: Path, encoders: st
     """One image per test row: its chips and its nodule mask, a TRAINING background of its plane."""
     out = []
     for i, rec in enumerate(tqdm(records, desc=desc)):
-        mask = grey_image(data / rec["mask"], pipe.image_size)
+        mask = read_grey(data / rec["mask"], pipe.image_size)
         if mask.max() == 0 or mask.min() == 255:
             mask = None  # no usable outline: the pipeline places a default mask
         res = pipe(chips=record_chips(rec), mask=mask, encoders=encoders, num_inference_steps=steps,
@@ -77,10 +70,10 @@ def reference_ssim(pipe, records: Sequence[dict], data: Path, steps: int, streng
 
     src, gen = [], []
     for i, rec in enumerate(tqdm(records, desc="reference mode")):
-        mask = grey_image(data / rec["mask"], pipe.image_size)
+        mask = read_grey(data / rec["mask"], pipe.image_size)
         if mask.max() == 0 or mask.min() == 255:
             continue
-        real = grey_image(data / rec["file_name"], pipe.image_size)
+        real = read_grey(data / rec["file_name"], pipe.image_size)
         res = pipe(chips=record_chips(rec), mask=mask, reference_image=real, strength=strength,
                    num_inference_steps=steps, seed=seed + i)
         src.append(real)
@@ -125,7 +118,7 @@ def chip_fidelity(pipe, embedder, base: dict, steps: int, seeds: Sequence[int],
                 v = (rec.get("features") or {}).get(group)
                 if v not in values:
                     continue
-                px = grey_image(data / rec["file_name"], pipe.image_size)[None]
+                px = read_grey(data / rec["file_name"], pipe.image_size)[None]
                 rh += int((embedder.images(px) @ text_emb.T).argmax() == values.index(v))
                 rt += 1
             entry.update(real_accuracy=(rh / rt if rt else None), real_n=rt)
@@ -172,7 +165,7 @@ def sample_grids(pipe, out: Path, steps: int, seed: int, real_records: Sequence[
     pairs = []
     for i, rec in enumerate(real_records[:6]):
         real = Image.open(data / rec["file_name"]).convert("L")
-        mask = grey_image(data / rec["mask"], pipe.image_size)
+        mask = read_grey(data / rec["mask"], pipe.image_size)
         gen = pipe(chips=record_chips(rec), mask=mask if 0 < mask.max() and mask.min() < 255 else None,
                    num_inference_steps=steps, seed=seed + i, num_images=3).images
         pairs.append((f"test {rec['id']}"[:24], [real, *gen]))

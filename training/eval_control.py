@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from tiger import conditions, knowledge, measures
 from tiger.metrics.segmentation import iou_dice
-from tiger.data import load_metadata, split
+from tiger.data import load_metadata, read_grey, split
 
 POLES = ("inferior", "middle", "upper pole")
 SIZES = ("middle", "large")
@@ -59,23 +58,18 @@ def _summary(values: Sequence[float | None]) -> dict:
 
 
 # ---- real images ---------------------------------------------------------------------------------
-def _load(data: Path, rel: str, size: int) -> np.ndarray:
-    im = Image.open(data / rel).convert("L")
-    return np.asarray(im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR))
-
-
 def real_reference(records: Sequence[dict], data: Path, segmenter, size: int) -> dict:
     """The same measures on real images with their own outlines (rows without a mask skipped)."""
     rows = [r for r in records if r.get("mask")]
     imgs, masks, keep = [], [], []
     for r in rows:
-        m = _load(data, r["mask"], size) > 127
+        m = read_grey(data / r["mask"], size) > 127
         if m.any():
-            imgs.append(_load(data, r["file_name"], size))
+            imgs.append(read_grey(data / r["file_name"], size))
             masks.append(m)
             keep.append(r)
     segs = segmenter.predict_masks(imgs) if segmenter is not None else [None] * len(imgs)
-    ious, hits, third = [], [], []
+    ious, third = [], []
     for r, im, m, s in zip(keep, imgs, masks, segs):
         if s is None:
             continue

@@ -26,17 +26,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
+
+from tiger.data import read_grey
 from tqdm import tqdm
 
 REFERENCE = ("ddim", 25)
 ARMS: tuple[tuple[str, int], ...] = (REFERENCE, *((s, k) for s in ("dpm++2m", "unipc") for k in (8, 12, 16)))
 TOLERANCE = 0.05
-
-
-def _grey(data: Path, rel: str, size: int) -> np.ndarray:
-    im = Image.open(data / rel).convert("L")
-    return np.asarray(im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR))
 
 
 def _chips(record: dict) -> dict:
@@ -57,11 +53,11 @@ def conditions_of(records: Sequence[dict], data: Path, size: int) -> list[dict]:
     for r in records:
         if not r.get("mask") or not r.get("condition_bg"):
             continue
-        m = _grey(data, r["mask"], size)
+        m = read_grey(data / r["mask"], size)
         if not (m > 127).any() or (m > 127).all():
             continue
         out.append(dict(id=r["id"], chips=_chips(r), mask=(m > 127).astype(np.uint8) * 255,
-                        sobel=_grey(data, r["condition_bg"], size)))
+                        sobel=read_grey(data / r["condition_bg"], size)))
     return out
 
 
@@ -115,7 +111,7 @@ def evaluate_sampling(model: Path, data: Path, n: int = 24, seed: int = 5000, sp
     pipe.set_progress_bar_config(disable=True)
     S = pipe.image_size
     records = split(load_metadata(data), seed=0)[split_name]
-    real = np.stack([_grey(data, r["file_name"], S) for r in records])
+    real = np.stack([read_grey(data / r["file_name"], S) for r in records])
     conds = conditions_of(records, data, S)[:n]
     if len(conds) < 4:
         raise ValueError(f"{data} has only {len(conds)} {split_name} records with a nodule mask; need at least 4")
