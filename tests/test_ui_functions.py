@@ -149,7 +149,7 @@ def _request(**kw) -> generate.GenerationRequest:
     return generate.GenerationRequest(**base)
 
 
-@pytest.mark.parametrize("field,value,needle", [("steps", 0, "Steps"), ("steps", 500, "Steps"),
+@pytest.mark.parametrize("field,value,needle", [("steps", 0, "Steps"), ("steps", 1001, "Steps"),
                                                 ("steps", 2.5, "whole number"), ("guidance", -1, "Guidance"),
                                                 ("fg_scale", "abc", "number"), ("encoders", "all", "Encoders")])
 def test_out_of_range_settings_named(field, value, needle):

@@ -30,13 +30,11 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from tiger import nets, samplers
-from tiger.pipeline_inputs import (PipelineInputError, check_float, check_int, check_mask, load_grey,
+from tiger.pipeline_inputs import (LIMITS, PipelineInputError, check_float, check_int, check_mask, load_grey,
                                   record_to_kwargs, seed_list)
 from tiger.pngmeta import array_to_b64png
 from tiger.preview import LatentPreviewer
 
-MAX_STEPS = 1000
-MAX_IMAGES = 64
 RECORD_VERSION = 1
 TEXT_CACHE_SIZE = 64
 
@@ -254,8 +252,8 @@ class TigerPipeline(DiffusionPipeline):
                 more of the reference. Ignored in Diversify mode.
             eta: DDIM eta (0 = deterministic DDIM); ignored by the multistep solvers.
             callback_on_step_end: `fn(pipe, step, t, {"latents": ..., "pred_x0": ...}) -> dict | None`
-                after each step (`pred_x0`: the predicted clean latents, for `preview_image`). Returning {"latents": x} replaces the latents; returning {"stop": True} or
-                setting `pipe._interrupt = True` cancels the run (output.cancelled is True, no images).
+                after each step (`pred_x0`: the predicted clean latents, for `preview_image`). Returning {"latents": x} replaces the latents; returning {"stop": True} cancels the
+                run before the next step (output.cancelled is True, no images).
             scheduler: a sampler name of `tiger.samplers.SAMPLERS` ("ddim", "dpm++2m", "unipc"),
                 built on the model's scheduler config; None uses `self.scheduler` (swappable as in
                 diffusers). scheduler_config: config entries to override (e.g. {"solver_order": 3}).
@@ -265,19 +263,19 @@ class TigerPipeline(DiffusionPipeline):
             image (see `record_to_kwargs`); `tiger.pngmeta.write_png` embeds it in the PNG.
         """
         S = self.image_size
-        steps = check_int("num_inference_steps", num_inference_steps, 1, MAX_STEPS)
-        n = check_int("num_images", num_images, 1, MAX_IMAGES)
-        g_scale = check_float("guidance_scale", guidance_scale, 0.0, 50.0)
-        fg_s = check_float("fg_scale", fg_scale, 0.0, 5.0)
-        bg_s = check_float("bg_scale", bg_scale, 0.0, 5.0)
-        beta = check_float("beta", beta, 0.0, 5.0)
-        eta = check_float("eta", eta, 0.0, 1.0)
+        steps = check_int("num_inference_steps", num_inference_steps, *LIMITS["num_inference_steps"])
+        n = check_int("num_images", num_images, *LIMITS["num_images"])
+        g_scale = check_float("guidance_scale", guidance_scale, *LIMITS["guidance_scale"])
+        fg_s = check_float("fg_scale", fg_scale, *LIMITS["fg_scale"])
+        bg_s = check_float("bg_scale", bg_scale, *LIMITS["bg_scale"])
+        beta = check_float("beta", beta, *LIMITS["beta"])
+        eta = check_float("eta", eta, *LIMITS["eta"])
         if encoders not in nets.ENCODERS:
             raise PipelineInputError(f"encoders must be one of {', '.join(nets.ENCODERS)}, got {encoders!r}")
         seeds = seed_list(seed, n)
         chips_v, t_fg, t_bg, t_full = self._texts(chips, text_fg, text_bg)
         mode = "reference" if reference_image is not None else "diversify"
-        strength = check_float("strength", strength, 0.0, 1.0) if mode == "reference" else 1.0
+        strength = check_float("strength", strength, *LIMITS["strength"]) if mode == "reference" else 1.0
         if mode == "reference" and strength <= 0:
             raise PipelineInputError("strength must be above 0 (0 would return the reference unchanged)")
         user_mask = check_mask(mask, S) if mask is not None else None

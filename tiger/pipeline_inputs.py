@@ -12,6 +12,19 @@ from PIL import Image, UnidentifiedImageError
 
 from tiger.pngmeta import b64png_to_array
 
+#: the one range of every numeric argument of a call, (low, high) inclusive; the UI's checks and
+#: sliders take theirs from here, so a value the UI accepts is one the pipeline accepts
+LIMITS: dict[str, tuple] = {
+    "num_inference_steps": (1, 1000),
+    "num_images": (1, 64),
+    "guidance_scale": (0.0, 30.0),
+    "fg_scale": (0.0, 3.0),
+    "bg_scale": (0.0, 3.0),
+    "beta": (0.0, 3.0),
+    "eta": (0.0, 1.0),
+    "strength": (0.0, 1.0),
+}
+
 
 class PipelineInputError(ValueError):
     """Bad input to the pipeline (steps, mask, image, seeds, scales); the message is for people."""
@@ -43,7 +56,7 @@ def load_grey(image: Any, size: int, what: str = "image") -> np.ndarray:
 
 
 def check_mask(mask: Any, size: int) -> np.ndarray:
-    """A nodule mask -> uint8 0/255 (size x size). Wrong size, empty or all-nodule masks are refused."""
+    """A nodule mask -> uint8 0/255 (size x size). Wrong size, empty or near-whole-image masks are refused."""
     try:
         m = np.asarray(mask.convert("L") if isinstance(mask, Image.Image) else mask)
     except (TypeError, ValueError) as e:
@@ -56,11 +69,26 @@ def check_mask(mask: Any, size: int) -> np.ndarray:
         raise PipelineInputError(f"the mask is {m.shape[1]}x{m.shape[0]} pixels but this model makes "
                                  f"{size}x{size} images; draw or resize the mask to {size}x{size}")
     b = m > (127 if m.max() > 1 else 0)
-    if not b.any():
-        raise PipelineInputError("the mask is empty: mark the nodule (white on black)")
-    if b.all():
-        raise PipelineInputError("the mask covers the whole image: mark only the nodule (white on black)")
+    problem = mask_coverage_problem(b)
+    if problem:
+        raise PipelineInputError(problem)
     return b.astype(np.uint8) * 255
+
+
+#: the largest share of the image a nodule mask may cover (it needs background around it)
+MAX_MASK_FRACTION = 0.9
+
+
+def mask_coverage_problem(mask: np.ndarray) -> str | None:
+    """Why a binary mask gives no usable nodule condition (empty, or covering more than
+    MAX_MASK_FRACTION of the image), or None: the one rule of the pipeline and the UI."""
+    frac = float((np.asarray(mask) > 0).mean())
+    if frac == 0.0:
+        return "The mask is empty (it has no pixels): draw or upload a nodule outline (white on black)."
+    if frac > MAX_MASK_FRACTION:
+        return (f"The mask covers {frac:.0%} of the image; a nodule mask must leave background around it "
+                "(mark only the nodule, white on black, not the whole image).")
+    return None
 
 
 def check_int(name: str, v: Any, lo: int, hi: int) -> int:

@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from tiger.pipeline_inputs import LIMITS
 from tiger.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 
-STEPS_RANGE = (1, 200)
+# the pipeline's own ranges (one source); a UI batch is capped lower than one call's num_images
+STEPS_RANGE = LIMITS["num_inference_steps"]
 BATCH_RANGE = (1, 16)
-GUIDANCE_RANGE = (0.0, 30.0)
-SCALE_RANGE = (0.0, 3.0)
+GUIDANCE_RANGE = LIMITS["guidance_scale"]
+SCALE_RANGE = LIMITS["fg_scale"]
 ENCODERS = ("both", "fg", "bg", "none")
 MAX_SEED = 2**31 - 1
 PREVIEW_EVERY = 3   # steps between live previews (the first comes after step 1)
@@ -222,9 +224,8 @@ def run_batch(pipe: Any, req: GenerationRequest, out_dir: Path,
             if on_step is not None:
                 on_step(_i, done, req.steps)
             if stop is not None and stop.is_set():
-                # diffusers convention: the loop checks `interrupt` before the next step
-                setattr(p, "_interrupt", True)
-            elif on_preview is not None and kwargs.get("pred_x0") is not None and done < req.steps \
+                return {"stop": True}   # the pipeline's public stop: no further step runs
+            if on_preview is not None and kwargs.get("pred_x0") is not None and done < req.steps \
                     and (done == 1 or done % max(1, preview_every) == 0):
                 on_preview(_i, done, p.preview_image(kwargs["pred_x0"][0]))
             return {}

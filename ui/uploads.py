@@ -146,13 +146,13 @@ def binarize_mask(mask: np.ndarray, shape: tuple[int, int] | None = None) -> np.
 
 
 def check_mask(mask: np.ndarray) -> None:
-    """Raise UploadError when a 0/255 mask is empty or covers nearly the whole image."""
-    frac = float((np.asarray(mask) > 0).mean())
-    if frac == 0.0:
-        raise UploadError("The mask has no pixels: draw or upload a nodule outline (white on black).")
-    if frac > 0.9:
-        raise UploadError(f"The mask covers {frac:.0%} of the image; a nodule mask must leave "
-                          "background around it (white nodule on a black background).")
+    """Raise UploadError when a 0/255 mask is empty or covers nearly the whole image (the
+    pipeline's own rule, `tiger.pipeline_inputs.mask_coverage_problem`)."""
+    from tiger.pipeline_inputs import mask_coverage_problem
+
+    problem = mask_coverage_problem(mask)
+    if problem:
+        raise UploadError(problem)
 
 
 def load_mask(upload: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
