@@ -19,7 +19,8 @@ from tiger.models.builders import (build_components, build_controlnets, build_fu
                                    build_scheduler, build_text_encoder, build_tokenizer, build_unet, build_vae,
                                    controlnet_residual_channels, count_parameters, image_size_of, vae_factor)
 from tiger.models.errors import ModelFolderError, PresetError
-from tiger.models.folder import load_components, load_domain_clip, save_components
+from tiger.models.folder import (load_components, load_domain_clip, open_background_bank, read_model_info,
+                                 save_components)
 from tiger.models.forward import ENCODERS, control_residuals, fused_forward
 from tiger.models.fusion import AFFFusion, AFFModule
 from tiger.models.presets import PRESETS, resolve_preset, sd2_preset
@@ -30,6 +31,6 @@ __all__ = [
     "PresetError", "build_components", "build_controlnets", "build_fusion", "build_noise_scheduler",
     "build_scheduler", "build_text_encoder", "build_tokenizer", "build_unet", "build_vae", "control_residuals",
     "controlnet_residual_channels", "count_parameters", "encode_prompts", "fused_forward", "image_size_of",
-    "load_components", "load_domain_clip", "omega_of_delta", "resolve_preset", "save_components",
+    "load_components", "load_domain_clip", "omega_of_delta", "open_background_bank", "read_model_info", "resolve_preset", "save_components",
     "set_omega_processor", "sd2_preset", "vae_factor",
 ]

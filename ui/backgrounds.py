@@ -1,12 +1,12 @@
 """Backgrounds for the BG condition: the model's bank (a filterable gallery) or the user's image.
 
-The page needs the bank before the (slow) pipeline is loaded, so the bank is opened straight
-from `<model>/background_bank/` and the image size from `model_index.json`; a missing model
-becomes a `ModelMissing` message the page shows instead of crashing.
+The page needs the bank before the (slow) pipeline is loaded, so it asks the model library for
+the folder's bank and description without loading weights (`nets.open_background_bank`,
+`nets.read_model_info`); a missing model becomes a `ModelMissing` message the page shows instead
+of crashing.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,38 +26,39 @@ class ModelMissing(ValueError):
 
 def model_status(model_dir: Path) -> tuple[bool, str]:
     """(present, markdown) for the page header; never raises."""
-    index = Path(model_dir) / "model_index.json"
-    if not index.exists():
+    from tiger import nets
+
+    if not (Path(model_dir) / "model_index.json").exists():
         return False, (f"**No model found** at `{model_dir}`. Generation is unavailable until a "
                        "model folder is there: run the training (see README) or start the app with "
                        "`--model <folder>` / `TIGER_MODEL_DIR`. You can still explore chips, "
                        "TI-RADS and mask placement on your own image.")
     try:
-        meta = json.loads(index.read_text()).get("tiger", {})
-    except ValueError:
-        return False, f"**The model folder `{model_dir}` is damaged** (model_index.json is not valid JSON)."
-    return True, (f"Model **{meta.get('model_id', Path(model_dir).name)}** "
-                  f"({meta.get('image_size', DEFAULT_SIZE)} px) from `{model_dir}`.")
+        info = nets.read_model_info(model_dir)
+    except nets.ModelFolderError as e:
+        return False, f"**The model folder `{model_dir}` is damaged** ({e})."
+    return True, f"Model **{info['model_id']}** ({info['image_size']} px) from `{model_dir}`."
 
 
 def image_size(model_dir: Path) -> int:
-    """The model's square image size (from model_index.json; 128 when unknown)."""
+    """The model's square image size (128 when the folder does not say)."""
+    from tiger import nets
+
     try:
-        meta = json.loads((Path(model_dir) / "model_index.json").read_text()).get("tiger", {})
-        return int(meta.get("image_size") or DEFAULT_SIZE)
-    except (OSError, ValueError, TypeError):
+        return nets.read_model_info(model_dir)["image_size"]
+    except nets.ModelFolderError:
         return DEFAULT_SIZE
 
 
 def open_bank(model_dir: Path) -> Any:
     """The model's BackgroundBank; ModelMissing when the model or its bank is absent."""
-    folder = Path(model_dir) / "background_bank"
-    if not folder.is_dir():
+    from tiger import nets
+
+    bank = nets.open_background_bank(model_dir)
+    if bank is None:
         raise ModelMissing(f"The model at {model_dir} has no background bank: choose "
                            "'derive from my image' instead.")
-    from tiger.background_bank import BackgroundBank
-
-    return BackgroundBank(folder)
+    return bank
 
 
 def _row_id(row: Any) -> str:

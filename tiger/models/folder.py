@@ -118,15 +118,7 @@ def _diffusers_version() -> str:
     return diffusers.__version__
 
 
-def load_components(folder: str | Path) -> dict:
-    """Load a model folder (local only) into a dict of fp32 eval-mode modules.
-
-    Keys: vae, text_encoder, tokenizer (None for the domain CLIP), unet, controlnet_fg,
-    controlnet_bg, fusion, scheduler, clip (the domain CLIP when present), background_bank
-    (None when the folder has none), model_id, image_size. A missing or corrupt part raises
-    ModelFolderError naming the file.
-    """
-    folder = Path(folder)
+def _read_index(folder: Path) -> dict:
     if not folder.is_dir():
         raise ModelFolderError(f"model folder {folder} does not exist", folder)
     mi = folder / "model_index.json"
@@ -136,6 +128,47 @@ def load_components(folder: str | Path) -> dict:
         index = json.loads(mi.read_text())
     except ValueError as e:
         raise ModelFolderError(f"model_index.json in {folder} is not valid JSON ({e})", mi) from e
+    if not isinstance(index, dict):
+        raise ModelFolderError(f"model_index.json in {folder} is not a JSON object", mi)
+    return index
+
+
+def read_model_info(folder: str | Path) -> dict:
+    """{"model_id", "image_size"} of a model folder without loading any weights (for pages that
+    describe the model before, or instead of, loading it); ModelFolderError when it is not one."""
+    folder = Path(folder)
+    meta = _read_index(folder).get("tiger", {}) or {}
+    size = meta.get("image_size")
+    if not size:
+        try:
+            unet = json.loads((folder / "unet" / "config.json").read_text())
+            vae = json.loads((folder / "vae" / "config.json").read_text())
+            s = unet["sample_size"]
+            size = int(s[0] if isinstance(s, (list, tuple)) else s) * 2 ** (len(vae["block_out_channels"]) - 1)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelFolderError(f"the model folder {folder} does not say its image size ({e})", folder) from e
+    return {"model_id": meta.get("model_id", folder.name), "image_size": int(size)}
+
+
+def open_background_bank(folder: str | Path) -> Any:
+    """The model folder's background bank (`tiger.background_bank.BackgroundBank`), or None."""
+    sub = Path(folder) / "background_bank"
+    if not sub.is_dir():
+        return None
+    from tiger.background_bank import BackgroundBank
+    return BackgroundBank(sub)
+
+
+def load_components(folder: str | Path) -> dict:
+    """Load a model folder (local only) into a dict of fp32 eval-mode modules.
+
+    Keys: vae, text_encoder, tokenizer (None for the domain CLIP), unet, controlnet_fg,
+    controlnet_bg, fusion, scheduler, clip (the domain CLIP when present), background_bank
+    (None when the folder has none), model_id, image_size. A missing or corrupt part raises
+    ModelFolderError naming the file.
+    """
+    folder = Path(folder)
+    index = _read_index(folder)
     comps: dict[str, Any] = {}
     comps["vae"] = _load(AutoencoderKL, _check_module(folder, "vae"))
     comps["unet"] = _load(UNet2DConditionModel, _check_module(folder, "unet"))
@@ -167,11 +200,7 @@ def load_components(folder: str | Path) -> dict:
         comps["scheduler"] = DDIMScheduler.from_pretrained(str(folder / "scheduler"))
     except Exception as e:
         raise ModelFolderError(f"scheduler/scheduler_config.json in {folder} is unreadable ({e})", sch) from e
-    if (folder / "background_bank").is_dir():
-        from tiger.background_bank import BackgroundBank
-        comps["background_bank"] = BackgroundBank(folder / "background_bank")
-    else:
-        comps["background_bank"] = None
+    comps["background_bank"] = open_background_bank(folder)
     meta = index.get("tiger", {})
     comps["model_id"] = meta.get("model_id", folder.name)
     comps["image_size"] = int(meta.get("image_size") or image_size_of(comps["unet"], comps["vae"]))
