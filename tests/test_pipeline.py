@@ -287,3 +287,13 @@ def test_preview_of_the_predicted_clean_image_approaches_the_final(pipe):
     err_first = np.abs(_arr(previews[0]).astype(float) - final).mean()
     err_last = np.abs(_arr(previews[-1]).astype(float) - final).mean()
     assert err_last < err_first and err_last < 40
+
+
+def test_texts_equal_to_the_chips_own_are_no_override(pipe):
+    """The UI shows and sends the chip-built texts: the record must not call them user edits."""
+    fg, bg = knowledge.build_prompts(knowledge.validate_chips(FTC))
+    same = pipe(chips=FTC, text_fg=fg, text_bg=bg, num_inference_steps=1, seed=3).records[0]
+    assert not same["text_fg_override"] and not same["text_bg_override"]
+    edited = pipe(chips=FTC, text_fg=fg + ", with a thin halo", text_bg=bg, num_inference_steps=1, seed=3).records[0]
+    assert edited["text_fg_override"] and not edited["text_bg_override"]
+    assert edited["text_fg"].endswith("thin halo") and pipe.replay(edited).records[0]["text_fg"] == edited["text_fg"]

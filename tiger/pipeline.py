@@ -116,15 +116,16 @@ class TigerPipeline(DiffusionPipeline):
         return self._interrupt
 
     # ---- pieces of a call -----------------------------------------------------------------
-    def _texts(self, chips, text_fg, text_bg) -> tuple[dict, str, str, str]:
+    def _texts(self, chips, text_fg, text_bg) -> tuple[dict, str, str, str, bool, bool]:
+        """(chips, FG text, BG text, full text, FG overridden, BG overridden). A given text equal to
+        the one the chips build is no override (the UI shows and sends the built texts)."""
         from tiger import knowledge
         c = knowledge.validate_chips(chips) if chips else {}
         fg, bg = knowledge.build_prompts(c)
-        if text_fg is not None:
-            fg = str(text_fg)
-        if text_bg is not None:
-            bg = str(text_bg)
-        return c, fg, bg, f"{fg}. {bg}"
+        fg_over = text_fg is not None and str(text_fg) != fg
+        bg_over = text_bg is not None and str(text_bg) != bg
+        fg, bg = (str(text_fg) if fg_over else fg), (str(text_bg) if bg_over else bg)
+        return c, fg, bg, f"{fg}. {bg}", fg_over, bg_over
 
     def _background(self, background_id, sobel, chips, seed, need: bool):
         """(sobel uint8, gland extent or None, background id or None) for one image."""
@@ -273,7 +274,7 @@ class TigerPipeline(DiffusionPipeline):
         if encoders not in nets.ENCODERS:
             raise PipelineInputError(f"encoders must be one of {', '.join(nets.ENCODERS)}, got {encoders!r}")
         seeds = seed_list(seed, n)
-        chips_v, t_fg, t_bg, t_full = self._texts(chips, text_fg, text_bg)
+        chips_v, t_fg, t_bg, t_full, fg_over, bg_over = self._texts(chips, text_fg, text_bg)
         mode = "reference" if reference_image is not None else "diversify"
         strength = check_float("strength", strength, *LIMITS["strength"]) if mode == "reference" else 1.0
         if mode == "reference" and strength <= 0:
@@ -386,7 +387,7 @@ class TigerPipeline(DiffusionPipeline):
             records.append(dict(
                 version=RECORD_VERSION, model_id=self.model_id, image_size=S, mode=mode,
                 chips=chips_v, text_fg=t_fg, text_bg=t_bg, text_full=t_full,
-                text_fg_override=text_fg is not None, text_bg_override=text_bg is not None,
+                text_fg_override=fg_over, text_bg_override=bg_over,
                 seed=seeds[k], batch_seeds=seeds, batch_index=k, steps=steps, guidance_scale=g_scale, fg_scale=fg_s, bg_scale=bg_s,
                 beta=beta, eta=eta, encoders=encoders, strength=strength,
                 scheduler=sched_name, scheduler_config=sched_diff,
