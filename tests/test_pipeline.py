@@ -297,3 +297,11 @@ def test_texts_equal_to_the_chips_own_are_no_override(pipe):
     edited = pipe(chips=FTC, text_fg=fg + ", with a thin halo", text_bg=bg, num_inference_steps=1, seed=3).records[0]
     assert edited["text_fg_override"] and not edited["text_bg_override"]
     assert edited["text_fg"].endswith("thin halo") and pipe.replay(edited).records[0]["text_fg"] == edited["text_fg"]
+
+
+def test_version_1_records_with_steps_still_replay(pipe, ftc_out):
+    """Records written before the rename (version 1 said "steps") replay to the same image."""
+    new = ftc_out.records[0]
+    assert new["version"] == 2 and new["num_inference_steps"] == STEPS and "steps" not in new
+    old = {k: v for k, v in new.items() if k != "num_inference_steps"} | {"steps": STEPS, "version": 1}
+    assert np.array_equal(_arr(pipe.replay(old).images[0]), _arr(pipe.replay(new).images[0]))

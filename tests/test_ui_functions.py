@@ -190,7 +190,7 @@ def test_run_batch_writes_pngs_with_records_and_zip(micro_pipe, tmp_path: Path):
     results = list(generate.run_batch(micro_pipe, req, tmp_path / "run"))
     assert [r.record["seed"] for r in results] == [5, 9]
     rec = generate.read_recall(str(results[1].path))
-    assert rec["seed"] == 9 and rec["chips"]["subtype"] == "medullary" and rec["steps"] == 2
+    assert rec["seed"] == 9 and rec["chips"]["subtype"] == "medullary" and rec["num_inference_steps"] == 2
     z = generate.zip_results(results, tmp_path / "b.zip")
     with zipfile.ZipFile(z) as zf:
         manifest = json.loads(zf.read("manifest.json"))

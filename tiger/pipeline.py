@@ -35,7 +35,8 @@ from tiger.pipeline_inputs import (LIMITS, PipelineInputError, check_float, chec
 from tiger.pngmeta import array_to_b64png
 from tiger.preview import LatentPreviewer
 
-RECORD_VERSION = 1
+#: 2: "num_inference_steps" (as the call spells it) replaced "steps"; version-1 records still replay
+RECORD_VERSION = 2
 TEXT_CACHE_SIZE = 64
 
 
@@ -388,7 +389,7 @@ class TigerPipeline(DiffusionPipeline):
                 version=RECORD_VERSION, model_id=self.model_id, image_size=S, mode=mode,
                 chips=chips_v, text_fg=t_fg, text_bg=t_bg, text_full=t_full,
                 text_fg_override=fg_over, text_bg_override=bg_over,
-                seed=seeds[k], batch_seeds=seeds, batch_index=k, steps=steps, guidance_scale=g_scale, fg_scale=fg_s, bg_scale=bg_s,
+                seed=seeds[k], batch_seeds=seeds, batch_index=k, num_inference_steps=steps, guidance_scale=g_scale, fg_scale=fg_s, bg_scale=bg_s,
                 beta=beta, eta=eta, encoders=encoders, strength=strength,
                 scheduler=sched_name, scheduler_config=sched_diff,
                 background_id=bg_ids[k], sobel=sob_b64, mask=array_to_b64png(masks[k]),
