@@ -210,8 +210,41 @@ def write_card(model: Path, out: Path, ev: dict, command: str) -> Path:
     lines += ["## Reproduce", "", "```bash", command, "```", "",
               f"This evaluation took {ev['seconds']:.0f} s on {ev['device']}.", ""]
     path = out / "README.md"
-    path.write_text("\n".join(lines))
+    card_from_text(_card_data(model, ev), "\n".join(lines)).save(path)
     return path
+
+
+def _card_data(model: Path, ev: dict) -> dict:
+    """The YAML front matter of the card (Hugging Face model-card metadata)."""
+    metrics = []
+    for label, key in (("coarse text-only", "coarse_text_only"), ("Tiger FG+BG", "tiger_fg_bg")):
+        for name in ("fid", "cmmd"):
+            value = (ev.get(key) or {}).get(name)
+            if value is not None:
+                metrics.append({"type": name, "name": f"{name.upper()} ({label}, domain-CLIP embeddings)",
+                                "value": round(float(value), 4)})
+    judge = (ev.get("real_vs_synthetic_judge") or {}).get("accuracy")
+    if judge is not None:
+        metrics.append({"type": "accuracy", "name": "real-vs-synthetic CNN judge", "value": round(float(judge), 4)})
+    return {"library_name": "diffusers", "pipeline_tag": "text-to-image", "license": "other",
+            "datasets": ["DDTI (Digital Database Thyroid Image)"], "tags": ["medical-imaging", "ultrasound", "thyroid",
+                                                                      "controlnet", "tiger-studio"],
+            "model_name": _model_id(model),
+            "model-index": [{"name": _model_id(model), "results": [
+                {"task": {"type": "text-to-image"}, "dataset": {"name": "DDTI test split", "type": "ddti"},
+                 "metrics": metrics}]}] if metrics else None}
+
+
+def card_from_text(data: dict, text: str):
+    """A `huggingface_hub.ModelCard` of the markdown `text` with `data` as its YAML front matter
+    (parsed back by ModelCard, so a malformed field fails here, not on the Hub)."""
+    import yaml
+    from huggingface_hub import ModelCard
+
+    front = yaml.safe_dump({k: v for k, v in data.items() if v is not None}, sort_keys=False, allow_unicode=True)
+    card = ModelCard(f"---\n{front}---\n\n{text}")
+    card.content = f"---\n{front}---\n\n{text}"  # keep our front matter verbatim (ModelCard re-renders it otherwise)
+    return card
 
 
 def main(argv: list[str] | None = None) -> None:
