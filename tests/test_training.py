@@ -196,6 +196,22 @@ def test_fine_steps_lower_the_loss(chain, ddti_small, tmp_path):
     assert loss() < before
 
 
+def test_cubic_timesteps_favour_the_noisy_third():
+    """The fine stage's --timesteps cubic draw: about 69% of draws in the noisiest third
+    (uniform: 33%), all inside [0, T), and a clear error for an unknown draw."""
+    from training.diffusion import draw_timesteps
+
+    share = {}
+    for name in ("uniform", "cubic"):
+        t = draw_timesteps(20000, 1000, torch.Generator().manual_seed(0), name)
+        assert int(t.min()) >= 0 and int(t.max()) <= 999
+        share[name] = float((t >= 667).float().mean())
+    assert abs(share["uniform"] - 1 / 3) < 0.02
+    assert abs(share["cubic"] - (1 / 3) ** (1 / 3)) < 0.02
+    with pytest.raises(ValueError, match="timestep sampling"):
+        draw_timesteps(4, 1000, torch.Generator(), "logit")
+
+
 # ------------------------------------------------------------------ resume
 
 @pytest.mark.parametrize("stage", ["vae", "coarse"])
@@ -218,7 +234,9 @@ def test_resumed_stage_equals_uninterrupted(stage, chain, ddti_small, tmp_path):
     for name in files:
         pa, pb = tmp_path / "a" / "checkpoint" / name, tmp_path / "b" / "checkpoint" / name
         if name.endswith(".pkl"):
-            a, b = torch.load(pa, weights_only=True)["shadow"], torch.load(pb, weights_only=True)["shadow"]
+            sa, sb = torch.load(pa, weights_only=True), torch.load(pb, weights_only=True)
+            assert sa["optimization_step"] == sb["optimization_step"] == 4
+            a, b = dict(enumerate(sa["shadow_params"])), dict(enumerate(sb["shadow_params"]))
         else:
             a, b = load_file(str(pa)), load_file(str(pb))
         assert a.keys() == b.keys()
@@ -268,14 +286,22 @@ def test_ema_tracks_and_round_trips():
     ema = EMA(m, max_decay=0.9)
     with torch.no_grad():
         m.weight.add_(1.0)
+    ema.update(m)                 # first update: the average starts at the weights
+    first = m.weight.detach().clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
     ema.update(m)
-    target = m.weight.detach().clone()
+    d = ema.get_decay(ema.optimization_step)
+    assert 0 < d <= 0.9
+    m3 = torch.nn.Linear(2, 2)
+    ema.copy_to(m3)
+    assert torch.allclose(m3.weight, first + (m.weight - first) * (1 - d))
+    assert not torch.allclose(m3.weight, m.weight)  # moved towards, not onto, the new weights
     ema2 = EMA(torch.nn.Linear(2, 2))
     ema2.load_state_dict(ema.state_dict())
     m2 = torch.nn.Linear(2, 2)
     ema2.copy_to(m2)
-    assert torch.allclose(m2.weight, ema.shadow["weight"])
-    assert not torch.allclose(m2.weight, target)  # moved towards, not onto, the new weights
+    assert torch.equal(m2.weight, m3.weight)  # the state dict carries the average
 
 
 def test_bad_input_is_explained(tmp_path, ddti_small):

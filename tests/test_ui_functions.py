@@ -149,8 +149,8 @@ def _request(**kw) -> generate.GenerationRequest:
     return generate.GenerationRequest(**base)
 
 
-@pytest.mark.parametrize("field,value,needle", [("steps", 0, "Steps"), ("steps", 1001, "Steps"),
-                                                ("steps", 2.5, "whole number"), ("guidance", -1, "Guidance"),
+@pytest.mark.parametrize("field,value,needle", [("num_inference_steps", 0, "Steps"), ("num_inference_steps", 1001, "Steps"),
+                                                ("num_inference_steps", 2.5, "whole number"), ("guidance_scale", -1, "Guidance"),
                                                 ("fg_scale", "abc", "number"), ("encoders", "all", "Encoders")])
 def test_out_of_range_settings_named(field, value, needle):
     with pytest.raises(generate.GenerationError, match=needle):
@@ -186,7 +186,7 @@ def micro_pipe(ui_model_dir: Path):
 
 def test_run_batch_writes_pngs_with_records_and_zip(micro_pipe, tmp_path: Path):
     req = generate.check_request(_request(background_id=micro_pipe.background_bank.ids()[0], seeds=[5, 9],
-                                          steps=2, chips={"subtype": "medullary", "malignancy": "malignant"}))
+                                          num_inference_steps=2, chips={"subtype": "medullary", "malignancy": "malignant"}))
     results = list(generate.run_batch(micro_pipe, req, tmp_path / "run"))
     assert [r.record["seed"] for r in results] == [5, 9]
     rec = generate.read_recall(str(results[1].path))
@@ -207,7 +207,7 @@ def test_stop_interrupts_within_a_step(micro_pipe, tmp_path: Path):
         if step == 2:
             stop.set()
 
-    req = generate.check_request(_request(background_id=micro_pipe.background_bank.ids()[0], seeds=[1, 2], steps=8))
+    req = generate.check_request(_request(background_id=micro_pipe.background_bank.ids()[0], seeds=[1, 2], num_inference_steps=8))
     results = list(generate.run_batch(micro_pipe, req, tmp_path, on_step=on_step, stop=stop))
     assert results == [] and max(seen) <= 3
 
@@ -250,7 +250,7 @@ def test_run_batch_streams_previews_then_image_one_then_the_rest(micro_pipe, tmp
     """Events in order: previews of image 1, image 1, previews of the batched rest, the rest;
     every image replays bit-exactly from its PNG record (the record names its own call)."""
     req = generate.check_request(_request(background_id=micro_pipe.background_bank.ids()[0], seeds=[3, 4, 5],
-                                          steps=7, sampler="dpm++2m"))
+                                          num_inference_steps=7, scheduler="dpm++2m"))
     events: list[tuple] = []
     for res in generate.run_batch(micro_pipe, req, tmp_path,
                                   on_preview=lambda i, step, im: events.append(("preview", i, step, im.size))):
@@ -267,4 +267,4 @@ def test_run_batch_streams_previews_then_image_one_then_the_rest(micro_pipe, tmp
 
 def test_unknown_sampler_in_request(tmp_path: Path):
     with pytest.raises(generate.GenerationError, match="Sampler must be one of ddim"):
-        generate.check_request(_request(sampler="euler"))
+        generate.check_request(_request(scheduler="euler"))

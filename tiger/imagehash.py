@@ -11,28 +11,17 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
+from tiger.greyscale import GreyscaleError, to_grey
+
 HASH_SIZE = 8
 _HIGHFREQ = 4
 
 
 def _as_grey(image: "Image.Image | np.ndarray") -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("L")
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
-        arr = np.moveaxis(arr, 0, -1)  # CxHxW -> HxWxC
-    if arr.ndim == 3:
-        arr = arr.mean(axis=-1) if arr.shape[-1] == 3 else arr[..., 0]
-    if arr.ndim != 2:
-        raise ValueError(f"phash needs a 2-D greyscale or HxWx3 image, got shape {np.asarray(image).shape}.")
-    if arr.dtype != np.uint8:
-        a = arr.astype(np.float64)
-        if a.size and a.min() >= -1.0 and a.max() <= 1.0 and a.min() < 0:
-            a = (a + 1.0) * 127.5  # model output range [-1, 1]
-        elif a.size and a.max() <= 1.0:
-            a = a * 255.0  # [0, 1]
-        arr = np.clip(a, 0, 255).astype(np.uint8)
-    return Image.fromarray(arr, mode="L")
+    try:
+        return Image.fromarray(to_grey(image), mode="L")
+    except GreyscaleError as e:
+        raise ValueError(f"phash needs a greyscale or colour image: {e}") from e
 
 
 def phash(image: "Image.Image | np.ndarray") -> int:

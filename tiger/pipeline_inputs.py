@@ -1,15 +1,14 @@
 """What goes into a TigerPipeline call: the checks of every argument (plain functions, so the UI
-can run them before queueing a job), the one greyscale image / mask loader, and a parameter
+can run them before queueing a job), the greyscale image / mask loading (by tiger.greyscale) and checks, and a parameter
 record turned back into call arguments (replay, recall)."""
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from tiger.greyscale import GreyscaleError, to_grey
 from tiger.pngmeta import b64png_to_array
 
 #: the one range of every numeric argument of a call, (low, high) inclusive; the UI's checks and
@@ -31,24 +30,11 @@ class PipelineInputError(ValueError):
 
 
 def load_grey(image: Any, size: int, what: str = "image") -> np.ndarray:
-    """PIL / array / path / bytes -> uint8 size x size greyscale; a non-image raises PipelineInputError."""
+    """PIL / array / path / bytes -> uint8 size x size greyscale (by `tiger.greyscale`'s one rule);
+    a non-image raises PipelineInputError."""
     try:
-        if isinstance(image, (str, Path)):
-            image = Image.open(image)
-        elif isinstance(image, (bytes, bytearray)):
-            image = Image.open(io.BytesIO(image))
-        if isinstance(image, Image.Image):
-            image.load()
-            arr = np.asarray(image.convert("L"))
-        else:
-            arr = np.asarray(image)
-            if arr.dtype == object or arr.ndim not in (2, 3):
-                raise ValueError(f"expected a 2-D greyscale or HxWx3 array, got shape {arr.shape}")
-            if arr.ndim == 3:
-                arr = arr[..., :3].mean(-1)
-            if arr.dtype != np.uint8:
-                arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, TypeError) as e:
+        arr = to_grey(image)
+    except GreyscaleError as e:
         raise PipelineInputError(f"the {what} is not a readable image ({e})") from e
     if arr.shape != (size, size):
         arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.BILINEAR))

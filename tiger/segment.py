@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 import tiger  # noqa: F401  (offline settings before ultralytics is imported)
+from tiger.greyscale import GreyscaleError, to_grey
 from tiger.paths import DEFAULT_MODEL
 
 #: where a model folder keeps its segmenter weights
@@ -28,22 +29,10 @@ class SegmenterError(ValueError):
 
 
 def _grey(image: Any) -> np.ndarray:
-    if isinstance(image, (str, Path)):
-        try:
-            image = Image.open(image)
-        except (OSError, ValueError) as e:
-            raise SegmenterError(f"cannot read image {image}: {e}") from e
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("L"))
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = np.asarray(Image.fromarray(arr[..., :3].astype(np.uint8)).convert("L"))
-    if arr.ndim != 2:
-        raise SegmenterError(f"the segmenter needs a greyscale or RGB image, got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        a = arr.astype(np.float64)
-        arr = np.clip((a + 1) * 127.5 if a.min() < 0 else (a * 255 if a.max() <= 1 else a), 0, 255).astype(np.uint8)
-    return arr
+    try:
+        return to_grey(image)
+    except GreyscaleError as e:
+        raise SegmenterError(f"the segmenter needs a greyscale or RGB image: {e}") from e
 
 
 class Segmenter:

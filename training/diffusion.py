@@ -123,15 +123,35 @@ def prepare_latents(frozen: Frozen, data: TensorData) -> LatentData:
     return LatentData(mean, std, data)
 
 
+#: how training timesteps are drawn: uniform, or "cubic" (t = (1 - u^3) T, T2I-Adapter, Mou et al. 2023)
+TIMESTEP_SAMPLING = ("uniform", "cubic")
+
+
+def draw_timesteps(n: int, T: int, g: torch.Generator, sampling: str = "uniform") -> torch.Tensor:
+    """n training timesteps in [0, T). "cubic" puts 69% of them in the noisiest third (uniform: 33%).
+
+    Why: where the nodule goes is decided in the first, noisiest sampling steps; at low noise the
+    nodule can be read off z_t itself, so a uniform draw spends most of a spatial encoder's
+    gradient where its condition carries no information (T2I-Adapter's reason for the same draw).
+    """
+    if sampling not in TIMESTEP_SAMPLING:
+        raise ValueError(f"timestep sampling must be one of {TIMESTEP_SAMPLING}, not {sampling!r}")
+    if sampling == "uniform":
+        return torch.randint(0, T, (n,), generator=g, device=g.device)
+    u = torch.rand(n, generator=g, device=g.device)
+    return ((1.0 - u.pow(3)) * T).long().clamp(0, T - 1)
+
+
 def noisy_v_batch(noise_scheduler, z0: torch.Tensor, g: torch.Generator,
-                  min_snr_gamma: float | None = 5.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(z_t, t, v target, per-sample loss weight) for uniformly drawn timesteps.
+                  min_snr_gamma: float | None = 5.0,
+                  sampling: str = "uniform") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z_t, t, v target, per-sample loss weight) for timesteps drawn by `draw_timesteps`.
 
     The weight is min-SNR-gamma for v-prediction, min(SNR, gamma) / (SNR + 1) (Hang et al. 2023):
     it stops the many near-noise-free timesteps from dominating and speeds convergence."""
     n = z0.shape[0]
     T = noise_scheduler.config.num_train_timesteps
-    t = torch.randint(0, T, (n,), generator=g, device=g.device)
+    t = draw_timesteps(n, T, g, sampling)
     noise = torch.randn(z0.shape, generator=g, device=g.device, dtype=z0.dtype)
     zt = noise_scheduler.add_noise(z0, noise, t)
     v = noise_scheduler.get_velocity(z0, noise, t)

@@ -214,7 +214,7 @@ class StageRun:
         done = {
             "stage": self.stage,
             "steps": self.state.step,
-            "train_seconds": round(self.state.elapsed_s, 1),
+            "train_seconds": round(self.state.elapsed_s, 3),
             "device": describe_device(self.device),
             "mixed_precision": self.acc.mixed_precision,
             "num_processes": self.acc.num_processes,

@@ -28,7 +28,7 @@ import torch
 
 from training.common import (stage_main, EMA, StageRun, TrainingInputError, add_common_args, drop_texts,
                              load_split, trainable)
-from training.diffusion import (TextBank, flip_choice, load_frozen, mask_weight, noisy_v_batch,
+from training.diffusion import (TIMESTEP_SAMPLING, TextBank, flip_choice, load_frozen, mask_weight, noisy_v_batch,
                                 prepare_latents, weighted_mse)
 
 
@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--text-dropout", type=float, default=0.1)
     ap.add_argument("--cond-dropout", type=float, default=0.05)
     ap.add_argument("--min-snr-gamma", type=float, default=5.0)
+    ap.add_argument("--timesteps", choices=TIMESTEP_SAMPLING, default="uniform",
+                    help="training timestep draw; cubic favours the noisy steps where the nodule is placed")
     ap.add_argument("--mask-loss-weight", type=float, default=1.0,
                     help="loss weight inside the nodule mask relative to outside (1 = uniform)")
     ap.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
@@ -156,7 +158,7 @@ def train(args: argparse.Namespace) -> dict:
         ctx_bg = bank.states[torch.where(_keep(n, args.text_dropout, g).view(n).bool(), bg_ids[idx], zero)]
         with torch.no_grad():
             ctx_fg, omega_fg = nets.encode_prompts(frozen.text_encoder, fg_texts, reweight=True, tokenizer=frozen.tokenizer)
-        zt, t, v, w = noisy_v_batch(noise_sched, z0, g, args.min_snr_gamma or None)
+        zt, t, v, w = noisy_v_batch(noise_sched, z0, g, args.min_snr_gamma or None, args.timesteps)
         with acc.autocast():
             pred = nets.fused_forward(unet, cn_fg, cn_bg, fusion, zt, t, ctx_full, ctx_fg.float(), ctx_bg,
                                       omega_fg.float(), mask, sobel)
@@ -174,7 +176,8 @@ def train(args: argparse.Namespace) -> dict:
 
     info = {"resumed": resumed, "init": args.init, "ema": bool(emas), "optimizers": "AdamW x3 (FG ControlNet, BG ControlNet, AFF fusion)",
             "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout,
-            "mask_loss_weight": args.mask_loss_weight, "control_lr": args.control_lr}
+            "mask_loss_weight": args.mask_loss_weight, "control_lr": args.control_lr,
+            "timesteps": args.timesteps}
     if acc.is_main_process:
         for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
             raw = acc.unwrap_model(m)

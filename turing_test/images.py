@@ -72,13 +72,11 @@ def _grey(im: Image.Image) -> np.ndarray:
     """8-bit greyscale pixels; colour marks painted over like the importers do."""
     from tiger.importers.frame import colour_overlay, remove_overlay
 
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        hi = arr.max()
-        return (arr / (257.0 if hi > 255 else 1.0)).clip(0, 255).round().astype(np.uint8)
-    if im.mode in ("L", "LA", "1"):
-        return np.asarray(im.convert("L"), dtype=np.uint8)
-    rgb = np.asarray(im.convert("RGB"))
+    from tiger.greyscale import image_to_grey, was_colour
+
+    if not was_colour(im):
+        return image_to_grey(im)
+    rgb = np.asarray(im.convert("RGB"))   # channel mean, as tiger.importers.ddti made the real images
     return remove_overlay(rgb.mean(axis=-1).astype(np.uint8), colour_overlay(rgb))
 
 

@@ -19,7 +19,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,9 @@ class StoppedByUser(Exception):
 
 @dataclass
 class GenerationRequest:
-    """Everything one Generate press asks for. `mask`/`sobel` are HxW uint8 arrays (0/255)."""
+    """Everything one Generate press asks for, named as `TigerPipeline.__call__` names it
+    (`num_inference_steps`, `guidance_scale`, `scheduler`, ...), so a request maps onto the call
+    one to one. `mask`/`sobel` are HxW uint8 arrays (0/255); `seeds` become the call's seed list."""
 
     chips: dict[str, str]
     text_fg: str
@@ -58,8 +60,8 @@ class GenerationRequest:
     sobel: np.ndarray | None = None
     background_id: str | None = None
     encoders: str = "both"
-    steps: int = DEFAULT_STEPS
-    guidance: float = 3.0
+    num_inference_steps: int = DEFAULT_STEPS
+    guidance_scale: float = 3.0
     fg_scale: float = 1.0
     bg_scale: float = 1.0
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -67,14 +69,7 @@ class GenerationRequest:
     strength: float | None = None
     mode: str = "diversify"
     mask_auto: bool = False   # Teach: let the pipeline place an ellipse from the size/location chips
-    sampler: str = DEFAULT_SAMPLER
-
-    def params(self) -> dict[str, Any]:
-        """The JSON-able parameters (no arrays) for captions, manifests and recall."""
-        out = {k: v for k, v in asdict(self).items() if not isinstance(v, np.ndarray) and v is not None}
-        out.pop("mask_auto", None)
-        out.pop("seeds", None)
-        return out
+    scheduler: str = DEFAULT_SAMPLER
 
 
 def in_range(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> float | int:
@@ -103,14 +98,14 @@ def make_seeds(seed: Any, randomize: bool, count: int, rng: random.Random | None
 
 def check_request(req: GenerationRequest) -> GenerationRequest:
     """Validate ranges and conditions; returns the request with numbers normalised."""
-    req.steps = int(in_range("Steps", req.steps, *STEPS_RANGE, integer=True))
-    req.guidance = float(in_range("Guidance", req.guidance, *GUIDANCE_RANGE))
+    req.num_inference_steps = int(in_range("Steps", req.num_inference_steps, *STEPS_RANGE, integer=True))
+    req.guidance_scale = float(in_range("Guidance", req.guidance_scale, *GUIDANCE_RANGE))
     req.fg_scale = float(in_range("FG conditioning scale", req.fg_scale, *SCALE_RANGE))
     req.bg_scale = float(in_range("BG conditioning scale", req.bg_scale, *SCALE_RANGE))
     if req.encoders not in ENCODERS:
         raise GenerationError(f"Encoders must be one of {', '.join(ENCODERS)}, got {req.encoders!r}.")
-    if req.sampler not in SAMPLERS:
-        raise GenerationError(f"Sampler must be one of {', '.join(SAMPLERS)}, got {req.sampler!r}.")
+    if req.scheduler not in SAMPLERS:
+        raise GenerationError(f"Sampler must be one of {', '.join(SAMPLERS)}, got {req.scheduler!r}.")
     if not req.seeds or len(req.seeds) > BATCH_RANGE[1]:
         raise GenerationError(f"A batch holds 1 to {BATCH_RANGE[1]} images.")
     if req.encoders in ("fg", "both") and req.mask is None and not req.mask_auto:
@@ -156,9 +151,9 @@ class StopFlags:
 def _pipe_kwargs(req: GenerationRequest, seeds: list[int]) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(
         chips=req.chips, text_fg=req.text_fg, text_bg=req.text_bg, encoders=req.encoders,
-        num_inference_steps=req.steps, guidance_scale=req.guidance, fg_scale=req.fg_scale,
+        num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale, fg_scale=req.fg_scale,
         bg_scale=req.bg_scale, seed=[int(s) for s in seeds], num_images=len(seeds),
-        scheduler=req.sampler,
+        scheduler=req.scheduler,
     )
     if req.mask is not None:
         kwargs["mask"] = req.mask
@@ -222,10 +217,10 @@ def run_batch(pipe: Any, req: GenerationRequest, out_dir: Path,
         def callback(p: Any, step: int, timestep: Any, kwargs: dict, _i: int = group[0]) -> dict:
             done = step + 1
             if on_step is not None:
-                on_step(_i, done, req.steps)
+                on_step(_i, done, req.num_inference_steps)
             if stop is not None and stop.is_set():
                 return {"stop": True}   # the pipeline's public stop: no further step runs
-            if on_preview is not None and kwargs.get("pred_x0") is not None and done < req.steps \
+            if on_preview is not None and kwargs.get("pred_x0") is not None and done < req.num_inference_steps \
                     and (done == 1 or done % max(1, preview_every) == 0):
                 on_preview(_i, done, p.preview_image(kwargs["pred_x0"][0]))
             return {}

@@ -54,7 +54,7 @@ def stream_batch(ctx: AppContext, req: gen.GenerationRequest, session: str,
     results: list[gen.Result] = []
     groups = gen.batch_groups(len(req.seeds))
     group_of = {g[0]: k for k, g in enumerate(groups)}
-    total = req.steps * len(groups)
+    total = req.num_inference_steps * len(groups)
     events: queue.Queue = queue.Queue()
     t0 = time.perf_counter()
 
@@ -76,7 +76,7 @@ def stream_batch(ctx: AppContext, req: gen.GenerationRequest, session: str,
 
     worker = threading.Thread(target=work, name=f"tiger-generate-{session[:8]}", daemon=True)
     preview: Image.Image | None = None
-    head = f"Generating {len(req.seeds)} image(s) at {req.steps} steps ({req.sampler})"
+    head = f"Generating {len(req.seeds)} image(s) at {req.num_inference_steps} steps ({req.scheduler})"
     try:
         yield results, head + "...", None
         worker.start()
@@ -88,7 +88,7 @@ def stream_batch(ctx: AppContext, req: gen.GenerationRequest, session: str,
                 raise item
             if kind == "preview":
                 i, step, preview = item
-                yield results, (f"{head}: image {i + 1}, preview at step {step}/{req.steps}"
+                yield results, (f"{head}: image {i + 1}, preview at step {step}/{req.num_inference_steps}"
                                 f" ({len(results)}/{len(req.seeds)} finished)"), preview
                 continue
             results.append(item)

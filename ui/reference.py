@@ -91,9 +91,9 @@ def reference_request(ref: dict[str, Any] | None, chip_values: list[Any], text_f
     req = gen.GenerationRequest(
         chips=chips, text_fg=(text_fg or "").strip() or fg_default, text_bg=(text_bg or "").strip() or bg_default,
         mask=ref["mask"], reference_image=ref["image"], strength=strength, encoders=encoders or "both",
-        steps=steps, guidance=guidance, fg_scale=fg_scale, bg_scale=bg_scale,
+        num_inference_steps=steps, guidance_scale=guidance, fg_scale=fg_scale, bg_scale=bg_scale,
         seeds=gen.make_seeds(seed, bool(randomize), batch), mode="reference",
-        sampler=sampler or gen.DEFAULT_SAMPLER)
+        scheduler=sampler or gen.DEFAULT_SAMPLER)
     return gen.check_request(req)
 
 

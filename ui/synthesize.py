@@ -158,8 +158,8 @@ def request_from_form(chip_values: list[Any], location: str | None, text_fg: str
         chips=chips, text_fg=(text_fg or "").strip() or fg_default, text_bg=(text_bg or "").strip() or bg_default,
         mask=state["mask"] if state else None, sobel=state["sobel"] if state else None,
         background_id=state.get("background_id") if state else None, encoders=encoders or "both",
-        steps=steps, guidance=guidance, fg_scale=fg_scale, bg_scale=bg_scale,
-        seeds=gen.make_seeds(seed, bool(randomize), batch), sampler=sampler or gen.DEFAULT_SAMPLER)
+        num_inference_steps=steps, guidance_scale=guidance, fg_scale=fg_scale, bg_scale=bg_scale,
+        seeds=gen.make_seeds(seed, bool(randomize), batch), scheduler=sampler or gen.DEFAULT_SAMPLER)
     return gen.check_request(req)
 
 

@@ -52,7 +52,7 @@ def _request(chips: dict[str, str], background_id: str | None, seed: int, steps:
     fg, bg = kb.build_prompts(chips)
     return gen.check_request(gen.GenerationRequest(
         chips=chips, text_fg=fg, text_bg=bg, background_id=background_id or None, seeds=[int(seed)],
-        steps=steps, guidance=guidance, mask_auto=True, mode="teach", sampler=sampler))
+        num_inference_steps=steps, guidance_scale=guidance, mask_auto=True, mode="teach", scheduler=sampler))
 
 
 def measured_caption(label: str, result: gen.Result) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tiger.greyscale import GreyscaleError, image_to_grey, to_grey
+
 MAX_SIDE = 4096          # pixels per side; larger is almost certainly not an ultrasound frame
 MAX_BYTES = 50 * 1024 * 1024
 MIN_SIDE = 16
@@ -85,17 +87,13 @@ def load_grey_image(upload: Any, what: str = "image") -> np.ndarray:
 
     Raises UploadError for missing, non-image, oversize or blank files, naming the file.
     """
-    if isinstance(upload, np.ndarray):
-        arr = upload
-        if arr.ndim == 3:
-            arr = arr[..., :3].mean(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
-        if arr.ndim != 2:
-            raise UploadError(f"The {what} must be a 2-D picture, got an array of shape {upload.shape}.")
+    if isinstance(upload, (np.ndarray, Image.Image)):
+        try:
+            arr = to_grey(upload)
+        except GreyscaleError as e:
+            raise UploadError(f"The {what} must be a 2-D picture: {e}.") from e
         _check_side(arr.shape[1], arr.shape[0], what)
-        return np.clip(arr, 0, 255).astype(np.uint8)
-    if isinstance(upload, Image.Image):
-        _check_side(upload.width, upload.height, what)
-        return np.asarray(upload.convert("L"), dtype=np.uint8)
+        return arr
     path = _as_path(upload)
     if path is None:
         raise UploadError(f"No {what} was uploaded.")
@@ -117,10 +115,10 @@ def load_grey_image(upload: Any, what: str = "image") -> np.ndarray:
             # the header gives the size before any pixel is decoded: refuse bombs early
             _check_side(im.width, im.height, what)
             im.load()
-            return np.asarray(im.convert("L"), dtype=np.uint8)
+            return image_to_grey(im)
     except UploadError:
         raise
-    except (UnidentifiedImageError, OSError, ImportError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ImportError, Image.DecompressionBombError, GreyscaleError) as exc:
         raise UploadError(
             f"'{path.name}' is not an image this app can read. Upload a PNG, JPEG or DICOM file."
         ) from exc

@@ -16,20 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from tiger.greyscale import to_grey
 from tiger.importers.common import RawSample
 from tiger.importers.report import ImportInputError, ImportReport
 
 CLASSES = {"benign": "benign", "malignant": "malignant", "normal": None}
 _MASK = re.compile(r"^(?P<stem>.+)_mask(?:_\d+)?$")
-
-
-def _load_grey(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        im.load()
-        return np.asarray(im.convert("L"))
 
 
 def iter_busi(input_dir: str | Path, report: ImportReport) -> Iterator[RawSample]:
@@ -58,7 +52,7 @@ def iter_busi(input_dir: str | Path, report: ImportReport) -> Iterator[RawSample
         rel = f"{cls}/{path.name}"
         try:
             raw = path.read_bytes()
-            image = _load_grey(path)
+            image = to_grey(path)
         except Exception as exc:
             report.error(rel, f"unreadable image ({type(exc).__name__}: {exc})")
             continue
@@ -66,7 +60,7 @@ def iter_busi(input_dir: str | Path, report: ImportReport) -> Iterator[RawSample
         bad = None
         for mp in mask_paths:
             try:
-                m = _load_grey(mp)
+                m = to_grey(mp)
             except Exception as exc:
                 bad = f"unreadable mask {mp.name} ({type(exc).__name__})"
                 break

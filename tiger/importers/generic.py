@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from tiger import knowledge
+from tiger.greyscale import to_grey
 from tiger.importers.common import RawSample
 from tiger.importers.report import ImportInputError, ImportReport
 
@@ -53,9 +53,7 @@ def _grey(path: Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise RowError(f"{what} {path.name} not found")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("L"))
+        return to_grey(path)
     except Exception as exc:
         raise RowError(f"unreadable {what} {path.name} ({type(exc).__name__}: {exc})") from exc
 

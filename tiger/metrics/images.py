@@ -18,6 +18,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from tiger.greyscale import GreyscaleError, to_grey, was_colour
 from tiger.metrics.errors import MetricInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -47,22 +48,11 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def _to_grey(img: "Image.Image | np.ndarray") -> tuple[np.ndarray, bool]:
-    if isinstance(img, Image.Image):
-        was_colour = img.mode not in ("L", "I", "I;16", "F", "1")
-        arr = np.asarray(img.convert("L"))
-        return arr, was_colour
-    arr = np.asarray(img)
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        return np.asarray(Image.fromarray(arr[..., :3].astype(np.uint8)).convert("L")), True
-    if arr.ndim == 3 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim != 2:
-        raise MetricInputError(f"an image has shape {arr.shape}; expected H x W or H x W x 3")
-    if arr.dtype != np.uint8:
-        if arr.min() < 0 or arr.max() > 255:
-            raise MetricInputError("images must be uint8 (0-255); got values outside 0-255")
-        arr = arr.astype(np.uint8)
-    return arr, False
+    """(uint8 greyscale by `tiger.greyscale`'s rule, whether colour had to be reduced)."""
+    try:
+        return to_grey(img), was_colour(img)
+    except GreyscaleError as e:
+        raise MetricInputError(f"an image cannot be read as greyscale: {e}") from e
 
 
 def _resize(arr: np.ndarray, size: int) -> np.ndarray:
