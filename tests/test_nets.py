@@ -169,6 +169,36 @@ def test_n_plain_rows_are_the_uncontrolled_unet(micro):
         nets.fused_forward(u, None, None, None, lat, 100, full, None, None, None, None, None, encoders="left")
 
 
+def test_mask_channel_unet_starts_as_the_plain_one_and_sees_the_mask_only_when_controlled(micro):
+    """widen_for_mask adds a zero-weight fifth input: the same outputs at first; once that weight
+    is non-zero the mask moves the controlled rows (encoders fg/both) and nothing else."""
+    lat, full, fg, bg, om, mask, sob = _inputs(micro)
+    u = micro["unet"]
+    wide = nets.widen_for_mask(u)
+    assert wide.config.in_channels == 5 and nets.has_mask_channel(wide) and not nets.has_mask_channel(u)
+    assert nets.widen_for_mask(wide) is wide
+    parts = micro["controlnet_fg"], micro["controlnet_bg"], micro["fusion"]
+    with torch.no_grad():
+        same = [torch.equal(nets.fused_forward(u, *parts, lat, 100, full, fg, bg, om, mask, sob, encoders=e),
+                            nets.fused_forward(wide, *parts, lat, 100, full, fg, bg, om, mask, sob, encoders=e))
+                for e in nets.ENCODERS]
+        wide.conv_in.weight[:, 4:] = 0.5
+        moved = {e: not torch.allclose(nets.fused_forward(u, *parts, lat, 100, full, fg, bg, om, mask, sob, encoders=e),
+                                       nets.fused_forward(wide, *parts, lat, 100, full, fg, bg, om, mask, sob, encoders=e),
+                                       atol=1e-5)
+                 for e in nets.ENCODERS}
+        batch, ctx = torch.cat([lat, lat[:1]]), torch.cat([full, full[:1]])
+        out = nets.fused_forward(wide, *parts, batch, 100, ctx, fg, bg, om, mask, sob, n_plain=1)
+        plain = nets.fused_forward(wide, None, None, None, lat[:1], 100, full[:1], None, None, None, None, None,
+                                   encoders="none")
+    assert all(same)
+    assert moved == {"fg": True, "both": True, "bg": False, "none": False}
+    assert torch.allclose(out[-1:], plain, atol=1e-5)
+    ch = nets.mask_at_latent(mask, lat, 2, True)
+    assert ch.shape == (2, 1, 32, 32) and float(ch.max()) == 1.0 and float(ch.min()) == 0.0
+    assert abs(float(ch.mean()) - float(mask.mean())) < 1e-6  # area average keeps the nodule's area
+
+
 def test_save_load_round_trip_and_folder_errors(micro, tmp_path):
     folder = nets.save_components(micro, tmp_path / "m", fp16=False)
     loaded = nets.load_components(folder)

@@ -416,3 +416,29 @@ def test_eval_vae_prints_both_numbers_and_a_grid(chain, ddti_small, tmp_path, ca
     n = min(6, res["images"])
     assert img.size == (n * 128 * 2, 2 * 128 * 2)
     assert eval_vae.main(["--vae", str(tmp_path), "--data", str(ddti_small)]) == 2
+
+
+def test_mask_channel_fine_stage_trains_the_unet_and_ships_it(chain, ddti_small, tmp_path):
+    """train_fine --mask-channel --unet-lr widens the UNet (its fifth input starts at zero),
+    trains it beside the ControlNets, and continue_model ships the wider UNet, which the pipeline
+    samples from; without --unet-lr the flag is refused (the new weights would never train)."""
+    import shutil
+
+    from tiger.pipeline import TigerPipeline
+    from training import continue_model
+
+    out, work, _ = chain
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    args = [*_stage_inputs(work), "--unet", str(model / "unet"), "--init", str(model), "--no-ema",
+            "--batch-size", "4", "--lr", "1e-3", "--mask-channel"]
+    with pytest.raises(TrainingInputError, match="--unet-lr"):
+        _run(train_fine, ddti_small, tmp_path / "refused", "--max-steps", "1", *args)
+    _run(train_fine, ddti_small, tmp_path / "fine", "--max-steps", "3", "--unet-lr", "1e-3", "--control-lr", "1e-2",
+         *args)
+    trained = _state(tmp_path / "fine" / "model", "unet")
+    assert trained["conv_in.weight"].shape[1] == 5 and float(trained["conv_in.weight"][:, 4].abs().max()) > 0
+    assert continue_model.main(["--base", str(model), "--fine", str(tmp_path / "fine"), "--model-id", "micro-mc"]) == 0
+    pipe = TigerPipeline.from_pretrained(model)
+    assert pipe.unet.config.in_channels == 5
+    assert pipe(chips={"composition": "solid"}, encoders="fg", num_inference_steps=2, seed=1).images[0].size == (128, 128)

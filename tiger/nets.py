@@ -22,6 +22,7 @@ from tiger.models.errors import ModelFolderError, PresetError
 from tiger.models.folder import (load_components, load_domain_clip, open_background_bank, read_model_info,
                                  save_components)
 from tiger.models.forward import ENCODERS, control_residuals, fused_forward
+from tiger.models.mask_channel import has_mask_channel, mask_at_latent, widen_for_mask
 from tiger.models.fusion import AFFFusion, AFFModule
 from tiger.models.presets import PRESETS, resolve_preset, sd2_preset
 from tiger.models.prompts import OMEGA_A, OMEGA_B, encode_prompts, omega_of_delta
@@ -30,7 +31,7 @@ __all__ = [
     "AFFFusion", "AFFModule", "ENCODERS", "ModelFolderError", "OMEGA_A", "OMEGA_B", "OmegaAttnProcessor", "PRESETS",
     "PresetError", "build_components", "build_controlnets", "build_fusion", "build_noise_scheduler",
     "build_scheduler", "build_text_encoder", "build_tokenizer", "build_unet", "build_vae", "control_residuals",
-    "controlnet_residual_channels", "count_parameters", "encode_prompts", "fused_forward", "image_size_of",
-    "load_components", "load_domain_clip", "omega_of_delta", "open_background_bank", "read_model_info", "resolve_preset", "save_components",
-    "set_omega_processor", "sd2_preset", "vae_factor",
+    "controlnet_residual_channels", "count_parameters", "encode_prompts", "fused_forward", "has_mask_channel", "image_size_of",
+    "load_components", "load_domain_clip", "mask_at_latent", "omega_of_delta", "open_background_bank", "read_model_info", "resolve_preset", "save_components",
+    "set_omega_processor", "sd2_preset", "vae_factor", "widen_for_mask",
 ]

@@ -329,7 +329,7 @@ class TigerPipeline(DiffusionPipeline):
         sched.set_timesteps(steps, device=dev)
         timesteps = sched.timesteps
         h = S // nets.vae_factor(self.vae)
-        C = self.unet.config.in_channels
+        C = self.unet.config.out_channels  # latent channels (a mask-channel UNet takes one more in)
         noise = torch.cat([torch.randn((1, C, h, h), generator=torch.Generator("cpu").manual_seed(s)) for s in seeds])
         noise = noise.to(dev, dtype)
         if mode == "reference" and strength < 1.0:

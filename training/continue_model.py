@@ -70,7 +70,7 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
                    model_id: str | None = None, commands: list[str] | None = None,
                    bank_data: str | Path | None = None, split_seed: int = 0) -> dict:
     """Update the model folder `base` in place; returns the continuation record it appended."""
-    from diffusers import AutoencoderKL, ControlNetModel
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
     from tiger import nets
 
@@ -96,8 +96,10 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
         _save_fp16(new_vae, base / "vae")
         replaced["vae"] = {"run": str(vae), **json.loads((Path(vae) / "done.json").read_text())}
     if fine_model is not None:
-        for part in FINE_PARTS:
-            cls = nets.AFFFusion if part == "fusion" else ControlNetModel
+        # a fine stage that trained the UNet too (--unet-lr, --mask-channel) replaces it as well
+        parts = FINE_PARTS + (("unet",) if (fine_model / "unet" / "config.json").exists() else ())
+        for part in parts:
+            cls = {"fusion": nets.AFFFusion, "unet": UNet2DConditionModel}.get(part, ControlNetModel)
             _save_fp16(cls.from_pretrained(str(fine_model / part), **f32), base / part)
         replaced["fine"] = {"run": str(fine), **json.loads((Path(fine) / "done.json").read_text())}
     bank_rec = None

@@ -103,7 +103,9 @@ def _control_lines(model: Path, ev: dict) -> list[str]:
     from training import eval_control
 
     if not ev.get("control"):
-        return ["", "No control evaluation (the model folder has no segmenter/)."]
+        why = ("eval.json predates the control evaluation: rerun `training.model_card` without --card-only"
+               if (model / "segmenter").exists() else "the model folder has no segmenter/")
+        return ["", f"No control evaluation ({why})."]
     lines = ["", "## Control: does the image show what was asked?", "",
              "Measured in pixels by `training.eval_control` (see its docstring): the shipped nodule segmenter on "
              "Diversify-mode images placed at each pole and size, against the same segmenter on real images of the "

@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training timestep draw; cubic favours the noisy steps where the nodule is placed")
     ap.add_argument("--mask-loss-weight", type=float, default=1.0,
                     help="loss weight inside the nodule mask relative to outside (1 = uniform)")
+    ap.add_argument("--mask-channel", action="store_true",
+                    help="give the UNet the nodule mask as a fifth input channel (zero-initialised; a departure "
+                         "from the paper, see tiger.models.mask_channel); needs --unet-lr")
+    ap.add_argument("--unet-lr", type=float, default=None,
+                    help="train the UNet too, with its own AdamW at this rate (default: frozen, as in the paper)")
     ap.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--ema-decay", type=float, default=0.999)
     return ap
@@ -82,6 +87,16 @@ def controlnet_param_groups(cn: torch.nn.Module, lr: float, control_lr: float | 
             (ctrl if name.startswith(CONTROL_PARTS) else rest).append(p)
     return [{"params": rest, "lr": lr, "weight_decay": 1e-2},
             {"params": ctrl, "lr": control_lr, "weight_decay": 0.0}]
+
+
+def unet_param_groups(unet: torch.nn.Module, lr: float, control_lr: float | None) -> list[dict]:
+    """AdamW groups of a UNet trained in the fine stage: its conv_in (where the zero-initialised
+    mask channel enters) at `control_lr` when given, the rest at `lr`, both with weight decay
+    off for conv_in (decay would pull the new channel back to zero, as for the zero convs)."""
+    head = [p for n, p in unet.named_parameters() if n.startswith("conv_in.")]
+    rest = [p for n, p in unet.named_parameters() if not n.startswith("conv_in.")]
+    return [{"params": rest, "lr": lr, "weight_decay": 1e-2},
+            {"params": head, "lr": control_lr or lr, "weight_decay": 0.0}]
 
 
 def _fresh_fine_parts(unet, preset: str, vae) -> tuple:
@@ -120,8 +135,17 @@ def train(args: argparse.Namespace) -> dict:
     full_ids, bg_ids = bank.ids(data.text), bank.ids(data.text_bg)
     noise_sched = nets.build_noise_scheduler(nets.build_scheduler())
 
-    unet = UNet2DConditionModel.from_pretrained(args.unet, torch_dtype=torch.float32)
-    unet.to(dev).eval().requires_grad_(False)
+    if args.mask_channel and not args.unet_lr:
+        raise TrainingInputError("--mask-channel adds UNet weights that must be trained: give --unet-lr")
+    unet_dir = Path(args.init) / "unet" if args.init and args.unet_lr and (Path(args.init) / "unet").exists() else Path(args.unet)
+    unet = UNet2DConditionModel.from_pretrained(str(unet_dir), torch_dtype=torch.float32)
+    if args.mask_channel:
+        unet = nets.widen_for_mask(unet)
+    unet.to(dev)
+    if args.unet_lr:
+        unet.train()
+    else:
+        unet.eval().requires_grad_(False)
     torch.manual_seed(args.seed)
     cn_fg, cn_bg, fusion = (_load_fine_parts(Path(args.init)) if args.init
                             else _fresh_fine_parts(unet, args.preset, frozen.vae))
@@ -131,15 +155,21 @@ def train(args: argparse.Namespace) -> dict:
     opt_bg = torch.optim.AdamW(controlnet_param_groups(cn_bg, args.lr, args.control_lr))
     opt_aff = torch.optim.AdamW(trainable(fusion.parameters()), lr=args.fusion_lr or args.lr * 10, weight_decay=0.0)
     cn_fg, cn_bg, fusion, opt_fg, opt_bg, opt_aff = acc.prepare(cn_fg, cn_bg, fusion, opt_fg, opt_bg, opt_aff)
+    trained = [("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)]
+    opts = [opt_fg, opt_bg, opt_aff]
+    if args.unet_lr:
+        opt_unet = torch.optim.AdamW(unet_param_groups(unet, args.unet_lr, args.control_lr))
+        unet, opt_unet = acc.prepare(unet, opt_unet)
+        trained.append(("unet", unet))
+        opts.append(opt_unet)
     emas = {}
     if args.ema:
-        for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
+        for name, m in trained:
             emas[name] = EMA(acc.unwrap_model(m), args.ema_decay)
             acc.register_for_checkpointing(emas[name])
     resumed = run.resume()
     nets.set_omega_processor(acc.unwrap_model(cn_fg))
-    opts = (opt_fg, opt_bg, opt_aff)
-    params = [p for m in (cn_fg, cn_bg, fusion) for p in m.parameters()]
+    params = [p for _, m in trained for p in m.parameters()]
 
     while run.keep_going():
         g = run.rng(0)
@@ -169,17 +199,19 @@ def train(args: argparse.Namespace) -> dict:
         acc.clip_grad_norm_(params, 1.0)
         for o in opts:
             o.step()
-        for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
+        for name, m in trained:
             if name in emas:
                 emas[name].update(acc.unwrap_model(m))
         run.end_step({"loss": loss.item()})
 
-    info = {"resumed": resumed, "init": args.init, "ema": bool(emas), "optimizers": "AdamW x3 (FG ControlNet, BG ControlNet, AFF fusion)",
+    info = {"resumed": resumed, "init": args.init, "ema": bool(emas),
+            "optimizers": f"AdamW x{len(opts)} (FG ControlNet, BG ControlNet, AFF fusion" + (", UNet)" if args.unet_lr else ")"),
+            "unet_lr": args.unet_lr, "mask_channel": bool(args.mask_channel),
             "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout,
             "mask_loss_weight": args.mask_loss_weight, "control_lr": args.control_lr,
             "timesteps": args.timesteps}
     if acc.is_main_process:
-        for name, m in (("fg", cn_fg), ("bg", cn_bg), ("fusion", fusion)):
+        for name, m in trained:
             raw = acc.unwrap_model(m)
             backup = {k: v.detach().clone() for k, v in raw.state_dict().items()}
             if name in emas:

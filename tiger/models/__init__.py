@@ -7,6 +7,7 @@
 - attention_processor.py: the FG ControlNet's omega-weighted cross-attention;
 - prompts.py: prompts -> token states and per-token omega;
 - forward.py: the one fused forward pass that training and the pipeline share;
+- mask_channel.py: the nodule mask as a fifth UNet input channel (departure from the paper);
 - folder.py: model folders in diffusers layout (save / load);
 - errors.py: PresetError, ModelFolderError.
 

@@ -11,6 +11,7 @@ import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 
 from tiger.models.fusion import AFFFusion
+from tiger.models.mask_channel import has_mask_channel, mask_at_latent
 
 
 ENCODERS = ("fg", "bg", "both", "none")
@@ -63,6 +64,8 @@ def fused_forward(unet: UNet2DConditionModel, cn_fg: ControlNetModel | None, cn_
         ctx_fg / ctx_bg: (B - n_plain) x L x D states of the FG / BG texts for each ControlNet.
         omega_fg: (B - n_plain) x L per-token omega of the FG text (`encode_prompts(reweight=True)`).
         cond_fg / cond_bg: (B - n_plain) x 1 x H x W mask in {0,1} / Sobel map in [0,1], image size.
+            A UNet with a mask input channel (`tiger.models.mask_channel`) also gets cond_fg,
+            area-averaged to latent size, on the controlled rows.
         fg_scale / bg_scale: ControlNet conditioning scales.
         encoders: "both" (AFF-fused), "fg", "bg" or "none" (the plain coarse-stage UNet).
         n_plain: the LAST n_plain rows of `latents`/`ctx_full` get no control residuals. The
@@ -77,15 +80,18 @@ def fused_forward(unet: UNet2DConditionModel, cn_fg: ControlNetModel | None, cn_
     t_all = torch.as_tensor(t, device=latents.device)
     if t_all.ndim == 0:
         t_all = t_all.expand(B)
+    unet_in = latents
+    if has_mask_channel(unet):
+        unet_in = torch.cat([latents, mask_at_latent(cond_fg, latents, n_ctrl, encoders in ("fg", "both"))], dim=1)
     res = None
     if n_ctrl > 0:
         res = control_residuals(cn_fg, cn_bg, fusion, latents[:n_ctrl], t_all[:n_ctrl], ctx_fg, ctx_bg, omega_fg,
                                 cond_fg, cond_bg, fg_scale, bg_scale, encoders)
     if res is None:
-        return unet(latents, t_all, encoder_hidden_states=ctx_full, return_dict=False)[0]
+        return unet(unet_in, t_all, encoder_hidden_states=ctx_full, return_dict=False)[0]
     down, mid = res
     if n_plain:
         pad = lambda r: torch.cat([r, r.new_zeros((n_plain,) + r.shape[1:])])  # noqa: E731
         down, mid = [pad(r) for r in down], pad(mid)
-    return unet(latents, t_all, encoder_hidden_states=ctx_full, down_block_additional_residuals=down,
+    return unet(unet_in, t_all, encoder_hidden_states=ctx_full, down_block_additional_residuals=down,
                 mid_block_additional_residual=mid, return_dict=False)[0]
