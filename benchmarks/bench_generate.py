@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from tiger import nets  # noqa: E402
+from tiger.models.mask_channel import with_input_channels  # noqa: E402
 from tiger.device import count_flops, matmul_gflops, pick_device  # noqa: E402
 from tiger.pipeline import TigerPipeline  # noqa: E402
 from tiger import samplers  # noqa: E402
@@ -73,30 +74,15 @@ def conditions(size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return default_mask((size, size), "middle"), sobel_map(grey)
 
 
-def four_channel_unet(unet):
-    """The stock pipeline feeds the UNet latents only: a mask-channel UNet (tiger.models.mask_channel)
-    is given to it with the mask's conv_in column dropped; the per-step work is the same."""
-    from diffusers import UNet2DConditionModel
-    if not nets.has_mask_channel(unet):
-        return unet
-    cfg = dict(unet.config)
-    cfg["in_channels"] = int(cfg["out_channels"])
-    plain = UNet2DConditionModel.from_config(cfg).to(device=unet.device, dtype=unet.dtype)
-    state = unet.state_dict()
-    state["conv_in.weight"] = state["conv_in.weight"][:, :cfg["in_channels"]]
-    plain.load_state_dict(state)
-    return plain.eval()
-
-
 def stock_pipeline(pipe: TigerPipeline):
     from diffusers import StableDiffusionControlNetPipeline
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
     stock = StableDiffusionControlNetPipeline(
-        vae=pipe.vae, text_encoder=None, tokenizer=None, unet=four_channel_unet(pipe.unet),
+        vae=pipe.vae, text_encoder=None, tokenizer=None, unet=with_input_channels(pipe.unet, pipe.unet.config.out_channels),
         controlnet=MultiControlNetModel([pipe.controlnet_fg, pipe.controlnet_bg]), scheduler=pipe.scheduler,
         safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False)
     stock.set_progress_bar_config(disable=True)
-    return stock
+    return stock  # the stock pipeline feeds latents only: a mask-channel UNet goes in without its mask column
 
 
 def run_tiger(pipe, mask, sob, args):

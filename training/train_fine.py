@@ -10,6 +10,9 @@ its parameters go; a separate optimiser keeps the two encoders' states symmetric
 fusion use its own learning rate). The loss is the one v-prediction loss of the fused output;
 each optimiser steps on its own parameters from that shared gradient.
 
+Departure, off by default: `--unet-lr` trains the UNet too, and `--mask-channel` gives it the mask
+as a fifth input (tiger.models.mask_channel); the ablation table in the model card says why.
+
 Condition dropout: the full, FG and BG texts are each dropped to "" with `--text-dropout`,
 and the mask / Sobel images are zeroed with `--cond-dropout`, so the model stays usable with
 one encoder and under classifier-free guidance.
@@ -56,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="give the UNet the nodule mask as a fifth input channel (zero-initialised; a departure "
                          "from the paper, see tiger.models.mask_channel); needs --unet-lr")
     ap.add_argument("--unet-lr", type=float, default=None,
-                    help="train the UNet too, with its own AdamW at this rate (default: frozen, as in the paper)")
+                    help="train the UNet too, with its own AdamW at this rate (default: frozen, as in the paper); "
+                         "with --init, the folder's own unet/ is the starting point")
     ap.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--ema-decay", type=float, default=0.999)
     return ap
@@ -90,9 +94,9 @@ def controlnet_param_groups(cn: torch.nn.Module, lr: float, control_lr: float | 
 
 
 def unet_param_groups(unet: torch.nn.Module, lr: float, control_lr: float | None) -> list[dict]:
-    """AdamW groups of a UNet trained in the fine stage: its conv_in (where the zero-initialised
-    mask channel enters) at `control_lr` when given, the rest at `lr`, both with weight decay
-    off for conv_in (decay would pull the new channel back to zero, as for the zero convs)."""
+    """AdamW groups of a UNet trained in the fine stage: the body at `lr` with weight decay, and
+    conv_in (where the zero-initialised mask channel enters) at `control_lr` (else `lr`) without
+    it, since decay would pull the new channel back to zero, as for the zero convolutions."""
     head = [p for n, p in unet.named_parameters() if n.startswith("conv_in.")]
     rest = [p for n, p in unet.named_parameters() if not n.startswith("conv_in.")]
     return [{"params": rest, "lr": lr, "weight_decay": 1e-2},

@@ -26,24 +26,30 @@ def has_mask_channel(unet: UNet2DConditionModel) -> bool:
     return int(unet.config.in_channels) == int(unet.config.out_channels) + 1
 
 
-def widen_for_mask(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """A copy of `unet` with one more input channel whose conv_in weights are zero.
-
-    Returns the same object when it already has the mask channel (so resumed runs and
-    continued model folders pass through).
-    """
-    if has_mask_channel(unet):
+def with_input_channels(unet: UNet2DConditionModel, n: int) -> UNet2DConditionModel:
+    """A copy of `unet` taking `n` input channels: conv_in columns beyond the old count are
+    zero, columns beyond `n` are dropped; every other weight is kept. The same object when it
+    already takes `n`."""
+    if int(unet.config.in_channels) == n:
         return unet
     cfg = dict(unet.config)
-    cfg["in_channels"] = int(cfg["out_channels"]) + 1
-    wide = UNet2DConditionModel.from_config(cfg).to(device=unet.device)
-    if unet.dtype != wide.dtype:
-        wide = wide.to(dtype=unet.dtype)
+    cfg["in_channels"] = n
+    out = UNet2DConditionModel.from_config(cfg).to(device=unet.device)
+    if unet.dtype != out.dtype:
+        out = out.to(dtype=unet.dtype)
     state = unet.state_dict()
-    w = state["conv_in.weight"]
-    state["conv_in.weight"] = torch.cat([w, w.new_zeros((w.shape[0], 1) + w.shape[2:])], dim=1)
-    wide.load_state_dict(state)
-    return wide
+    w = state["conv_in.weight"][:, :n]
+    if w.shape[1] < n:
+        w = torch.cat([w, w.new_zeros((w.shape[0], n - w.shape[1]) + w.shape[2:])], dim=1)
+    state["conv_in.weight"] = w
+    out.load_state_dict(state)
+    return out.train(unet.training)
+
+
+def widen_for_mask(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """`unet` with the mask channel added at zero weight, so it first computes what it did
+    (unchanged when it has the channel already: resumed runs and continued folders pass through)."""
+    return with_input_channels(unet, int(unet.config.out_channels) + 1)
 
 
 def mask_at_latent(cond_fg: torch.Tensor | None, latents: torch.Tensor, n_ctrl: int, use_mask: bool) -> torch.Tensor:
