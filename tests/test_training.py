@@ -188,11 +188,11 @@ def test_fine_steps_lower_the_loss(chain, ddti_small, tmp_path):
         return torch.nn.functional.mse_loss(out, b["v"]).item()
 
     args = [*_stage_inputs(work), "--unet", str(work / "coarse" / "model"), "--no-ema", "--batch-size", "4",
-            "--lr", "1e-3", "--text-dropout", "0", "--cond-dropout", "0"]
+            "--lr", "1e-3", "--text-dropout", "0", "--cond-dropout", "0", "--shifts=-32,0,32"]
     _run(train_fine, ddti_small, tmp_path, "--max-steps", "0", *args)
     before = loss()
     done = _run(train_fine, ddti_small, tmp_path, "--max-steps", "6", *args)
-    assert "AdamW x3" in done["optimizers"]
+    assert "AdamW x3" in done["optimizers"] and done["shifts"] == [-32, 0, 32]
     assert loss() < before
 
 

@@ -33,7 +33,7 @@ from tiger import nets, samplers
 from tiger.pipeline_inputs import (LIMITS, PipelineInputError, check_float, check_int, check_mask, load_grey,
                                   record_to_kwargs, seed_list)
 from tiger.pngmeta import array_to_b64png
-from tiger.preview import LatentPreviewer
+from tiger.preview import LatentPreviewer, predicted_clean
 
 #: 2: "num_inference_steps" (as the call spells it) replaced "steps"; version-1 records still replay
 RECORD_VERSION = 2
@@ -51,10 +51,6 @@ class TigerOutput(BaseOutput):
     records: list = field(default_factory=list)
     cancelled: bool = False
 
-
-# --------------------------------------------------------------------------------------------
-# Input checks (plain functions so the UI can reuse them before queueing a job)
-# --------------------------------------------------------------------------------------------
 
 # --------------------------------------------------------------------------------------------
 # The pipeline
@@ -183,17 +179,6 @@ class TigerPipeline(DiffusionPipeline):
             return samplers.build(scheduler, self.base_scheduler_config, scheduler_config)
         except samplers.SamplerError as e:
             raise PipelineInputError(str(e)) from e
-
-    @staticmethod
-    def _pred_x0(sched: Any, latents: torch.Tensor, pred: torch.Tensor, t: Any) -> torch.Tensor:
-        """The clean latent the model predicts at step t (for previews), from eps, v or x0 output."""
-        a = sched.alphas_cumprod.to(latents.device)[int(t)].to(latents.dtype)
-        kind = sched.config.prediction_type
-        if kind == "v_prediction":
-            return a.sqrt() * latents - (1 - a).sqrt() * pred
-        if kind == "epsilon":
-            return (latents - (1 - a).sqrt() * pred) / a.sqrt()
-        return pred
 
     def preview_image(self, latent: torch.Tensor) -> Image.Image:
         """A cheap greyscale picture of one (C, h, w) latent: the fitted linear map, or a full
@@ -370,7 +355,7 @@ class TigerPipeline(DiffusionPipeline):
                                                     return_dict=False)[0] for k in range(n)])
                 if callback_on_step_end is not None:
                     res = callback_on_step_end(self, i, t, {"latents": latents,
-                                                            "pred_x0": self._pred_x0(sched, x_t, pred, t)}) or {}
+                                                            "pred_x0": predicted_clean(sched, x_t, pred, t)}) or {}
                     if res.get("latents") is not None:
                         latents = res["latents"]
                     if res.get("stop"):

@@ -50,3 +50,15 @@ class LatentPreviewer:
         grey = F.interpolate(grey[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
         arr = ((grey.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
         return Image.fromarray(arr, mode="L")
+
+
+def predicted_clean(sched, latents: torch.Tensor, pred: torch.Tensor, t) -> torch.Tensor:
+    """The clean latent the model predicts at step t (what a preview shows), from an eps, v or x0
+    output, with the scheduler's own alphas (so it holds for DDIM and the multistep solvers)."""
+    a = sched.alphas_cumprod.to(latents.device)[int(t)].to(latents.dtype)
+    kind = sched.config.prediction_type
+    if kind == "v_prediction":
+        return a.sqrt() * latents - (1 - a).sqrt() * pred
+    if kind == "epsilon":
+        return (latents - (1 - a).sqrt() * pred) / a.sqrt()
+    return pred

@@ -58,15 +58,18 @@ def load_frozen(preset: str, vae_dir: str | None, text_encoder_dir: str | None, 
 
 
 @torch.no_grad()
-def encode_latents(vae, images: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and std of images and of their mirrors: 2 x N x C x h x w each
-    (index 0 plain, 1 mirrored), so flips are exact rather than approximated in latent space."""
+def encode_latents(vae, images: torch.Tensor, batch_size: int = 64,
+                   shifts: Sequence[int] = (0,)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every view of the images: V x N x C x h x w each, V = 2 * len(shifts)
+    (view 2s plain, 2s + 1 mirrored, both shifted by shifts[s]; training/views.py), so flips and
+    shifts are exact rather than approximated in latent space."""
+    from training.views import view_of
+
     means, stds = [], []
-    for flip in (False, True):
+    for v in range(2 * len(shifts)):
         m, s = [], []
         for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size]
-            post = vae.encode(x.flip(-1) if flip else x).latent_dist
+            post = vae.encode(view_of(images[i:i + batch_size], v, shifts)).latent_dist
             m.append(post.mean.float())
             s.append(post.std.float())
         means.append(torch.cat(m))
@@ -101,26 +104,40 @@ class TextBank:
 
 @dataclass
 class LatentData:
-    """The training split as the diffusion stages see it (all on the training device)."""
+    """The training split as the diffusion stages see it (all on the training device), every view
+    (mirror x shift, training/views.py) encoded once."""
 
-    mean: torch.Tensor  # 2 x N x C x h x w
+    mean: torch.Tensor  # V x N x C x h x w
     std: torch.Tensor
     data: TensorData
+    shifts: tuple[int, ...] = (0,)
 
     def __len__(self) -> int:
         return self.mean.shape[1]
 
-    def sample(self, idx: torch.Tensor, flip: torch.Tensor, scaling: float, g: torch.Generator) -> torch.Tensor:
-        """Scaled latent samples of the batch (mirror chosen per sample by `flip`)."""
-        f = flip.long()
-        m = self.mean[f, idx]
-        s = self.std[f, idx]
+    def draw_views(self, n: int, g: torch.Generator) -> torch.Tensor:
+        from training.views import draw_views
+
+        return draw_views(n, g, len(self.shifts))
+
+    def sample(self, idx: torch.Tensor, views: torch.Tensor, scaling: float, g: torch.Generator) -> torch.Tensor:
+        """Scaled latent samples of the batch, sample i in view `views[i]`."""
+        v = views.long()
+        m = self.mean[v, idx]
+        s = self.std[v, idx]
         return (m + s * torch.randn(m.shape, generator=g, device=g.device, dtype=m.dtype)) * scaling
 
+    def view(self, x: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """Image-space tensors of the batch (masks, Sobel maps) in the same views as `sample`."""
+        from training.views import apply_views
 
-def prepare_latents(frozen: Frozen, data: TensorData) -> LatentData:
-    mean, std = encode_latents(frozen.vae, data.images)
-    return LatentData(mean, std, data)
+        return apply_views(x, views, self.shifts)
+
+
+def prepare_latents(frozen: Frozen, data: TensorData, shifts: Sequence[int] = (0,)) -> LatentData:
+    shifts = tuple(shifts)
+    mean, std = encode_latents(frozen.vae, data.images, shifts=shifts)
+    return LatentData(mean, std, data, shifts)
 
 
 #: how training timesteps are drawn: uniform, or "cubic" (t = (1 - u^3) T, T2I-Adapter, Mou et al. 2023)
@@ -184,7 +201,3 @@ def mask_weight(mask: torch.Tensor, latent_hw: tuple[int, int], inside: float) -
         return None
     m = torch.nn.functional.adaptive_max_pool2d(mask.float(), latent_hw)
     return 1.0 + (inside - 1.0) * m
-
-
-def flip_choice(n: int, g: torch.Generator) -> torch.Tensor:
-    return torch.rand(n, generator=g, device=g.device) < 0.5

@@ -20,7 +20,7 @@ from training.errors import TrainingInputError
 from training.stage_cli import add_common_args, stage_main
 from training.stage_run import StageRun, trainable
 from training.tensor_data import load_split
-from training.diffusion import (TextBank, flip_choice, load_frozen, noisy_v_batch, prepare_latents,
+from training.diffusion import (TextBank, load_frozen, noisy_v_batch, prepare_latents,
                                 weighted_mse)
 
 
@@ -67,7 +67,7 @@ def train(args: argparse.Namespace) -> dict:
     while run.keep_going():
         g = run.rng(0)
         idx = run.batch_indices(len(lat), args.batch_size, g)
-        z0 = lat.sample(idx, flip_choice(len(idx), g), frozen.scaling_factor, g)
+        z0 = lat.sample(idx, lat.draw_views(len(idx), g), frozen.scaling_factor, g)
         keep = torch.rand(len(idx), generator=g, device=g.device) >= args.cfg_dropout
         ctx = bank.states[torch.where(keep, text_ids[idx], torch.zeros_like(idx))]
         zt, t, v, w = noisy_v_batch(noise_sched, z0, g, args.min_snr_gamma or None)

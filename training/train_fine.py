@@ -12,6 +12,8 @@ each optimiser steps on its own parameters from that shared gradient.
 
 Departure, off by default: `--unet-lr` trains the UNet too, and `--mask-channel` gives it the mask
 as a fifth input (tiger.models.mask_channel); the ablation table in the model card says why.
+`--shifts` moves image, mask and Sobel map sideways together (training/views.py), so the nodule
+is seen at the poles and not only in the middle of the frame where DDTI puts it.
 
 Condition dropout: the full, FG and BG texts are each dropped to "" with `--text-dropout`,
 and the mask / Sobel images are zeroed with `--cond-dropout`, so the model stays usable with
@@ -31,8 +33,9 @@ import torch
 
 from training.common import (stage_main, EMA, StageRun, TrainingInputError, add_common_args, drop_texts,
                              load_split, trainable)
-from training.diffusion import (TIMESTEP_SAMPLING, TextBank, flip_choice, load_frozen, mask_weight, noisy_v_batch,
+from training.diffusion import (TIMESTEP_SAMPLING, TextBank, load_frozen, mask_weight, noisy_v_batch,
                                 prepare_latents, weighted_mse)
+from training.views import parse_shifts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training timestep draw; cubic favours the noisy steps where the nodule is placed")
     ap.add_argument("--mask-loss-weight", type=float, default=1.0,
                     help="loss weight inside the nodule mask relative to outside (1 = uniform)")
+    ap.add_argument("--shifts", default="0",
+                    help="sideways shifts in pixels, e.g. -40,-20,0,20,40: image, mask and Sobel map move together so "
+                         "the nodule is seen away from the frame's middle (training/views.py); 0 = none")
     ap.add_argument("--mask-channel", action="store_true",
                     help="give the UNet the nodule mask as a fifth input channel (zero-initialised; a departure "
                          "from the paper, see tiger.models.mask_channel); needs --unet-lr")
@@ -134,7 +140,7 @@ def train(args: argparse.Namespace) -> dict:
         raise TrainingInputError(f"--unet {args.unet} holds no UNet (no config.json); run training.train_coarse first")
     frozen = load_frozen(args.preset, args.vae, args.text_encoder, dev)
     data = load_split(args.data, "train", args.split_seed, dev)
-    lat = prepare_latents(frozen, data)
+    lat = prepare_latents(frozen, data, parse_shifts(args.shifts, data.images.shape[-1]))
     bank = TextBank(frozen.text_encoder, data.text + data.text_bg, frozen.tokenizer)
     full_ids, bg_ids = bank.ids(data.text), bank.ids(data.text_bg)
     noise_sched = nets.build_noise_scheduler(nets.build_scheduler())
@@ -179,12 +185,11 @@ def train(args: argparse.Namespace) -> dict:
         g = run.rng(0)
         idx = run.batch_indices(len(lat), args.batch_size, g)
         n = len(idx)
-        flip = flip_choice(n, g)
-        z0 = lat.sample(idx, flip, frozen.scaling_factor, g)
-        fl = flip.view(n, 1, 1, 1)
-        mask_full = torch.where(fl, data.masks[idx].flip(-1), data.masks[idx])
+        views = lat.draw_views(n, g)
+        z0 = lat.sample(idx, views, frozen.scaling_factor, g)
+        mask_full = lat.view(data.masks[idx], views)
         mask = mask_full * _keep(n, args.cond_dropout, g)
-        sobel = torch.where(fl, data.sobel[idx].flip(-1), data.sobel[idx]) * _keep(n, args.cond_dropout, g)
+        sobel = lat.view(data.sobel[idx], views) * _keep(n, args.cond_dropout, g)
         il = idx.tolist()
         fg_texts = drop_texts([data.text_fg[i] for i in il], args.text_dropout, g)
         zero = torch.zeros_like(idx)
@@ -213,7 +218,7 @@ def train(args: argparse.Namespace) -> dict:
             "unet_lr": args.unet_lr, "mask_channel": bool(args.mask_channel),
             "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout,
             "mask_loss_weight": args.mask_loss_weight, "control_lr": args.control_lr,
-            "timesteps": args.timesteps}
+            "timesteps": args.timesteps, "shifts": list(lat.shifts)}
     if acc.is_main_process:
         for name, m in trained:
             raw = acc.unwrap_model(m)
