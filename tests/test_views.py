@@ -80,3 +80,14 @@ def test_bad_shifts_are_explained():
         parse_shifts("left")
     with pytest.raises(TrainingInputError, match="smaller than the image width"):
         parse_shifts("200", width=128)
+
+
+def test_nodule_positions_count_every_outlined_nodule_once(ddti_small):
+    from training.nodule_positions import nodule_positions
+
+    out = nodule_positions(str(ddti_small))
+    d = load_split(ddti_small, "train")
+    assert out["nodules"] == sum(int(d.masks[i].sum() > 0) for i in range(len(d))) > 0
+    assert sum(out["thirds"].values()) == out["nodules"]
+    q = out["centroid_x_over_width_q05_q25_q50_q75_q95"]
+    assert q == sorted(q) and 0.0 <= q[0] <= q[-1] <= 1.0

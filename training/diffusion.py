@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from tqdm import tqdm
 
 from training.errors import TrainingInputError
 from training.tensor_data import TensorData
+from training.views import apply_views, draw_views, view_of
 
 
 @dataclass
@@ -63,10 +65,8 @@ def encode_latents(vae, images: torch.Tensor, batch_size: int = 64,
     """Posterior mean and std of every view of the images: V x N x C x h x w each, V = 2 * len(shifts)
     (view 2s plain, 2s + 1 mirrored, both shifted by shifts[s]; training/views.py), so flips and
     shifts are exact rather than approximated in latent space."""
-    from training.views import view_of
-
     means, stds = [], []
-    for v in range(2 * len(shifts)):
+    for v in tqdm(range(2 * len(shifts)), desc="encoding views", unit="view", disable=len(shifts) == 1):
         m, s = [], []
         for i in range(0, len(images), batch_size):
             post = vae.encode(view_of(images[i:i + batch_size], v, shifts)).latent_dist
@@ -116,8 +116,6 @@ class LatentData:
         return self.mean.shape[1]
 
     def draw_views(self, n: int, g: torch.Generator) -> torch.Tensor:
-        from training.views import draw_views
-
         return draw_views(n, g, len(self.shifts))
 
     def sample(self, idx: torch.Tensor, views: torch.Tensor, scaling: float, g: torch.Generator) -> torch.Tensor:
@@ -129,8 +127,6 @@ class LatentData:
 
     def view(self, x: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
         """Image-space tensors of the batch (masks, Sobel maps) in the same views as `sample`."""
-        from training.views import apply_views
-
         return apply_views(x, views, self.shifts)
 
 
