@@ -64,6 +64,22 @@ def test_diversify_places_mask_at_the_location_chip(pipe, ftc_out):
     assert location_of(mask, gland) == "upper pole"
 
 
+@pytest.mark.parametrize("size", ["small", "middle", "large"])
+def test_diversify_mask_is_the_canvas_mask_for_a_size_chip(pipe, size):
+    """One placement path: on a gland smaller than the frame, the size chip gives the pipeline's
+    Diversify mask the area the Synthesize canvas gives it (the canvas centres it in the third,
+    Diversify picks a seeded point of the third, so only the position may differ)."""
+    from tiger.conditions import GlandExtent
+    from ui import placement
+
+    gland = GlandExtent(20, 40, 110, 100, "horizontal", "start")
+    sobel = np.zeros((128, 128), np.uint8)
+    canvas_mask = placement.new_placement(sobel, gland, size=size, location="inferior")["mask"] > 0
+    diversify = pipe._placed_mask({"size": size, "location": "inferior"}, gland, seed=3) > 0
+    assert location_of(diversify, gland) == "inferior"
+    assert abs(int(diversify.sum()) - int(canvas_mask.sum())) <= 0.02 * canvas_mask.sum(), (diversify.sum(), canvas_mask.sum())
+
+
 def test_reference_mode_with_strength_reproduces(pipe, tmp_path):
     real = Image.open(sorted((SHARED_DATA / "ddti" / "images").glob("*.jpg"))[0])
     mask = np.zeros((128, 128), np.uint8)

@@ -265,13 +265,19 @@ def _scale_shape(crop: np.ndarray, factor: float) -> np.ndarray:
 
 def place_mask(mask: np.ndarray, extent: GlandExtent, location: str | None = None,
                size: str | float | None = None, extension: bool = False,
-               rng: np.random.Generator | None = None, center: tuple[float, float] | None = None) -> np.ndarray:
+               rng: np.random.Generator | None = None, center: tuple[float, float] | None = None,
+               gland_fraction: float | None = None) -> np.ndarray:
     """Move/scale a nodule mask within the gland; returns a uint8 0/255 mask of the same shape.
+
+    The one placement path: the pipeline's Diversify masks (size chip) and the Synthesize
+    canvas (size slider) both come through here, so a chip means the same size in both.
 
     - `location`: put the centroid in that third of the gland (random point inside it when
       `rng` is given, its centre otherwise); `center` = (x, y) pins the centroid instead.
     - `size`: "small" | "middle" | "large" (long side = `SIZE_FRACTIONS` x gland short side) or
       a float scale factor; None keeps the size.
+    - `gland_fraction`: long side as this fraction of the gland's short side (the slider's
+      unit; a size chip is `SIZE_FRACTIONS[chip]`); overrides `size`.
     - `extension`: the top edge of the nodule sits 0-10 px above the gland's top edge
       (random with `rng`, 5 px otherwise).
     The mask never leaves the image: a nodule too large to keep its centroid in the requested
@@ -287,12 +293,16 @@ def place_mask(mask: np.ndarray, extent: GlandExtent, location: str | None = Non
     extent = extent.clipped((H, W))
     ys, xs = np.nonzero(m)
     crop = m[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
-    if size is None:
-        factor = 1.0
-    elif isinstance(size, str):
+    if isinstance(size, str) and gland_fraction is None:
         if size not in SIZE_FRACTIONS:
             raise ConditionError(f"Unknown size {size!r}; expected small, middle, large or a number.")
-        factor = SIZE_FRACTIONS[size] * min(extent.width, extent.height) / max(crop.shape)
+        gland_fraction = SIZE_FRACTIONS[size]
+    if gland_fraction is not None:
+        if not np.isfinite(gland_fraction) or gland_fraction <= 0:
+            raise ConditionError(f"Gland fraction must be a positive number, got {gland_fraction!r}.")
+        factor = float(gland_fraction) * min(extent.width, extent.height) / max(crop.shape)
+    elif size is None:
+        factor = 1.0
     else:
         factor = float(size)
         if not np.isfinite(factor) or factor <= 0:

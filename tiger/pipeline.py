@@ -144,15 +144,18 @@ class TigerPipeline(DiffusionPipeline):
         return sob, gland, str(bid)
 
     def _placed_mask(self, chips: dict, gland, seed: int) -> np.ndarray:
-        """Diversify mode without a drawn mask: an ellipse of the chip size placed by the location chip."""
+        """Diversify mode without a drawn mask: the Synthesize canvas's default ellipse, sized by the
+        size chip as a fraction of the gland (the canvas's unit, so both paths agree) and placed
+        by the location chip at a seeded point of that third."""
         from tiger.conditions import default_mask, place_mask
         S = self.image_size
-        m = default_mask((S, S), chips.get("size") or "middle")
+        size = chips.get("size") or "middle"
+        m = default_mask((S, S), size if gland is None else "middle")  # "middle": the canvas's template
         if chips.get("aspect") == "taller-than-wide":
             m = np.ascontiguousarray(m.T)
         if gland is None:
             return m
-        return place_mask(m, gland, location=chips.get("location"), size=None,
+        return place_mask(m, gland, location=chips.get("location"), size=size,
                           extension=chips.get("margin") == "extrathyroidal extension",
                           rng=np.random.default_rng(seed))
 

@@ -1,5 +1,6 @@
-"""Where the nodules of a split sit: the share in each third of the gland and the spread of their
-centroids across the frame (JSON).
+"""Where the nodules of a split sit and how big they are: the share in each third of the gland,
+the spread of their centroids across the frame, and their long side against the gland's short
+side (the unit of the size chips, `conditions.SIZE_FRACTIONS`) and against the frame (JSON).
 
 Why: a model learns where nodules go from where the training nodules are. DDTI puts almost all
 of them in the middle third, which is why the fine stage needs `--shifts` (training/views.py)
@@ -19,9 +20,11 @@ from training.tensor_data import load_split
 
 
 def nodule_positions(data: str, split: str = "train") -> dict:
-    """Counts per third (the eval's `conditions.location_of`) and centroid x / width quantiles."""
+    """Counts per third (the eval's `conditions.location_of`), centroid x / width quantiles and
+    long-side quantiles (over the gland's short side, over the frame's short side)."""
     d = load_split(data, split)
     xs, thirds = [], {name: 0 for name in conditions.LOCATIONS}
+    over_gland, over_frame = [], []
     for i in range(len(d)):
         m = d.masks[i, 0].numpy() > 0.5
         if not m.any():
@@ -32,9 +35,15 @@ def nodule_positions(data: str, split: str = "train") -> dict:
         gland = (conditions.GlandExtent.from_dict(r["gland"]) if r.get("gland")
                  else conditions.estimate_gland_extent(grey, m))
         thirds[conditions.location_of(m, gland)] += 1
-    q = np.quantile(xs, [0.05, 0.25, 0.5, 0.75, 0.95]).round(3).tolist() if xs else []
+        ys, xs_ = np.nonzero(m)
+        long_side = max(np.ptp(ys) + 1, np.ptp(xs_) + 1)
+        over_gland.append(long_side / max(1, min(gland.width, gland.height)))
+        over_frame.append(long_side / min(m.shape))
+    q = lambda v: np.quantile(v, [0.05, 0.25, 0.5, 0.75, 0.95]).round(3).tolist() if v else []  # noqa: E731
     return {"split": split, "nodules": len(xs), "thirds": thirds,
-            "centroid_x_over_width_q05_q25_q50_q75_q95": q}
+            "centroid_x_over_width_q05_q25_q50_q75_q95": q(xs),
+            "long_side_over_gland_short_side_q05_q25_q50_q75_q95": q(over_gland),
+            "long_side_over_frame_q05_q25_q50_q75_q95": q(over_frame)}
 
 
 def main(argv: list[str] | None = None) -> int:

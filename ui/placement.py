@@ -47,12 +47,10 @@ def _place(state: Placement, location: str | None = None, center: tuple[float, f
     """Re-place the template at `location` or `center` (else where the mask is now)."""
     extent = _extent(state)
     shape = state["shape"]
-    ys, xs = np.nonzero(shape)
-    factor = state["frac"] * min(extent.width, extent.height) / max(np.ptp(ys) + 1, np.ptp(xs) + 1)
     if location is None and center is None and state.get("mask") is not None and np.any(state["mask"]):
         ys2, xs2 = np.nonzero(state["mask"])
         center = (float(xs2.mean()), float(ys2.mean()))
-    mask = cond.place_mask(shape, extent, location=location, size=float(factor),
+    mask = cond.place_mask(shape, extent, location=location, gland_fraction=float(state["frac"]),
                            extension=bool(state["extension"]), center=center)
     new = dict(state)
     new["mask"] = mask
