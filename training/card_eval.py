@@ -11,7 +11,8 @@ from tiger import knowledge
 from tiger.data import load_metadata, read_grey, record_chips, split
 from tiger.device import pick_device
 from training.card_realism import nearest_neighbour_distance, real_vs_synthetic_accuracy
-from training.card_samples import chip_fidelity, generate_for_records, reference_ssim, sample_grids
+from training.card_samples import (chip_fidelity, generate_for_records, placement_grid, reference_ssim,
+                                   sample_grids)
 
 
 def evaluate(model: Path, data: Path, out: Path, n: int, steps: int, seed: int, split_seed: int,
@@ -48,6 +49,8 @@ def evaluate(model: Path, data: Path, out: Path, n: int, steps: int, seed: int, 
                              steps, seeds=list(range(seed, seed + 8)), real_records=parts["test"], data=data)
     grids = sample_grids(pipe, out, steps, seed, test, data)
     seg = default_segmenter(model)
+    if seg is not None:
+        grids["placement"] = placement_grid(pipe, seg, out, steps, seed)
     control = (eval_control.evaluate_splits(pipe, seg, data, ("val", "test"), split_seed, control_seeds,
                                             control_chip_seeds) if seg is not None and control_seeds > 0 else None)
     result = {

@@ -1,6 +1,6 @@
 """What the model card generates and shows: images for test records, Reference-mode SSIM, chip
 fidelity by the domain CLIP, and the sample grids (per subtype, per chip change with the measured
-ratio under each image, real beside generated)."""
+ratio under each image, per pole with the placed and the segmented outline, real beside generated)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,24 +25,27 @@ SUBTYPES = ("benign", "papillary", "follicular", "medullary")
 
 
 def _labelled_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], col_labels: Sequence[str] | None,
-                   path: Path, cell: int = 128, captions: Sequence[Sequence[str]] | None = None) -> Path:
+                   path: Path, cell: int = 128, captions: Sequence[Sequence[str]] | None = None,
+                   mode: str = "L") -> Path:
     """Rows of images with a label column on the left (and optional column labels on top, and
-    an optional caption under each image)."""
+    an optional caption under each image); `mode` "RGB" keeps coloured outlines."""
     label_w, top = 150, (18 if col_labels else 0)
     cap_h = 14 if captions else 0
     ncol = max(len(imgs) for _, imgs in rows)
-    sheet = Image.new("L", (label_w + ncol * cell, top + len(rows) * (cell + cap_h)), 255)
+    white = 255 if mode == "L" else (255, 255, 255)
+    black = 0 if mode == "L" else (0, 0, 0)
+    sheet = Image.new(mode, (label_w + ncol * cell, top + len(rows) * (cell + cap_h)), white)
     draw = ImageDraw.Draw(sheet)
     for j, name in enumerate(col_labels or []):
-        draw.text((label_w + j * cell + 4, 3), name[:22], fill=0)
+        draw.text((label_w + j * cell + 4, 3), name[:22], fill=black)
     for i, (name, imgs) in enumerate(rows):
         y = top + i * (cell + cap_h)
         for k, line in enumerate(name.split("\n")):
-            draw.text((4, y + cell // 2 - 8 + 12 * k), line[:24], fill=0)
+            draw.text((4, y + cell // 2 - 8 + 12 * k), line[:24], fill=black)
         for j, im in enumerate(imgs):
-            sheet.paste(im.convert("L").resize((cell, cell)), (label_w + j * cell, y))
+            sheet.paste(im.convert(mode).resize((cell, cell)), (label_w + j * cell, y))
             if captions:
-                draw.text((label_w + j * cell + 2, y + cell + 1), captions[i][j][:24], fill=0)
+                draw.text((label_w + j * cell + 2, y + cell + 1), captions[i][j][:24], fill=black)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
@@ -135,6 +138,41 @@ def _measured(image: Image.Image, record: dict) -> str:
     mask = b64png_to_array(record["mask"]) > 127
     r = measures.grey_ratio(img, mask)
     return f"ratio {r:.2f}, foci {measures.bright_foci(img, mask)}" if r is not None else "ratio n/a"
+
+
+def outlined(image: Image.Image, placed: np.ndarray, found: np.ndarray | None) -> Image.Image:
+    """The image in colour with the placed mask's outline in red and the segmented nodule's in green."""
+    from scipy import ndimage
+
+    rgb = np.stack([np.asarray(image.convert("L"))] * 3, axis=-1).copy()
+    for m, colour in ((placed, (255, 40, 40)), (found, (40, 255, 80))):
+        if m is not None and m.any():
+            rgb[m & ~ndimage.binary_erosion(m)] = colour
+    return Image.fromarray(rgb)
+
+
+def placement_grid(pipe, segmenter, out: Path, steps: int, seed: int, n: int = 4) -> str:
+    """Rows = poles, columns = seeds (the same seed, so the same background, down a column): a
+    large PTC-like nodule placed in each third, its outline in red, the segmenter's in green and
+    their IoU under each image, so a reader of the card sees adherence instead of a number."""
+    from tiger.metrics.segmentation import iou_dice
+    from tiger.pngmeta import b64png_to_array
+    from training.eval_control import POLES
+
+    rows, caps = [], []
+    for pole in POLES:
+        chips = dict(knowledge.SUBTYPE_PROFILES["papillary"], location=pole, size="large", plane="transverse")
+        res = pipe(chips=chips, num_inference_steps=steps, seed=list(range(seed, seed + n)), num_images=n)
+        imgs, row_caps = [], []
+        for im, rec in zip(res.images, res.records):
+            placed = b64png_to_array(rec["mask"]) > 127
+            found = segmenter.predict_mask(np.asarray(im)) > 0
+            imgs.append(outlined(im, placed, found))
+            row_caps.append(f"IoU {iou_dice(found, placed)[0]:.2f}")
+        rows.append((pole, imgs))
+        caps.append(row_caps)
+    return _labelled_grid(rows, [f"seed {seed + k}" for k in range(n)], out / "samples_placement.png",
+                          captions=caps, mode="RGB").name
 
 
 # ---------------------------------------------------------------------------------------------
