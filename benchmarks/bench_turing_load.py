@@ -5,17 +5,28 @@ Prints one JSON object: answers/s, p50/p99 latency of answer POSTs, and the exac
 measured in the same run, is one reader alone on the same server: `ratio_throughput_vs_single`
 says how much concurrency buys, `ratio_p99_vs_single` what it costs in tail latency.
 
-    .venv/bin/python benchmarks/bench_turing_load.py --readers 50 --answers 12
+Where the time goes: each phase also reports the CPU time the server process and this client
+process spent per answer (one GET next + one POST answer, plus the double clicks). By default the readers
+click with no pause, a closed loop at saturation: once the CPUs are busy, the mean time per
+answer is readers x (server + client CPU per answer) / cores (Little's law), and
+`cpu_bound_ms_per_answer` is that figure. Latency below it needs less CPU per request, not
+less waiting on locks. `--think-s` gives each reader a mean viewing time per image instead (a
+reader study as it is taken), which measures the latency a reader feels at that load.
+
+    .venv/bin/python benchmarks/bench_turing_load.py --readers 50 --answers 12 [--think-s 2]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -23,17 +34,35 @@ import tiger  # noqa: E402,F401
 from tqdm import tqdm  # noqa: E402
 
 from turing_test.manifest import load_manifest  # noqa: E402
-from turing_test.simulate import percentile, run_readers, setup_study  # noqa: E402
+from turing_test.simulate import answer_all, login_all, percentile, setup_study  # noqa: E402
 from turing_test.storage import default_url, open_store  # noqa: E402
 from tests.servers import free_port, spawn_api_server  # noqa: E402
 
 PASSWORD = "benchmark password"
 
 
-def _stats(runs, wall: float) -> dict:
+def _cpu_s(proc: psutil.Process | None = None) -> float:
+    """User + system CPU seconds of a process (this one when None), all its threads."""
+    t = (proc or psutil.Process()).cpu_times()
+    return t.user + t.system
+
+
+def _measured(fn, server: psutil.Process):
+    """Run fn(); return its result with the server's and this client's CPU seconds during it."""
+    s0, c0 = _cpu_s(server), _cpu_s()
+    out = fn()
+    return out, _cpu_s(server) - s0, _cpu_s() - c0
+
+
+def _stats(runs, wall: float, server_cpu_s: float, client_cpu_s: float, readers: int) -> dict:
     lat = [x for r in runs for x in r.latencies_s]
     acked = [a for r in runs for a in r.acknowledged]
+    n = max(1, len(acked))
+    per = (server_cpu_s + client_cpu_s) / n
     return {"answers": len(acked), "wall_s": round(wall, 3), "answers_per_s": round(len(acked) / wall, 2),
+            "server_cpu_ms_per_answer": round(1000 * server_cpu_s / n, 2),
+            "client_cpu_ms_per_answer": round(1000 * client_cpu_s / n, 2),
+            "cpu_bound_ms_per_answer": round(1000 * readers * per / (os.cpu_count() or 1), 1),
             "p50_ms": round(percentile(lat, 50) * 1000, 1), "p99_ms": round(percentile(lat, 99) * 1000, 1),
             "errors": [e for r in runs for e in r.errors][:5], "acknowledged_ids": acked,
             "duplicates_refused": sum(r.duplicates_refused for r in runs)}
@@ -44,6 +73,8 @@ def main(argv=None) -> int:
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--answers", type=int, default=12, help="answers per reader (bounded run)")
     parser.add_argument("--double-submit-rate", type=float, default=0.2)
+    parser.add_argument("--think-s", type=float, default=0.0,
+                        help="mean seconds each reader looks at an image before answering (0: click at once)")
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)
 
@@ -65,20 +96,26 @@ def main(argv=None) -> int:
     proc = spawn_api_server(port, {"TIGER_DB_URL": url, "TIGER_DATA_DIR": str(data)}, log_path=work / "server.log")
     try:
         base = f"http://127.0.0.1:{port}"
-        solo_runs, solo_wall = run_readers(base, base_creds, base_sid, max_answers=args.answers, double_submit_rate=0)
-        runs, wall = run_readers(base, creds, sid, max_answers=args.answers,
-                                 double_submit_rate=args.double_submit_rate)
+        server = psutil.Process(proc.pid)
+        solo_http, load_http = login_all(base, base_creds), login_all(base, creds)  # argon2 outside the measure
+        (solo_runs, solo_wall), solo_srv, solo_cli = _measured(
+            lambda: answer_all(base, solo_http, base_creds, base_sid, max_answers=args.answers, double_submit_rate=0),
+            server)
+        (runs, wall), load_srv, load_cli = _measured(
+            lambda: answer_all(base, load_http, creds, sid, max_answers=args.answers,
+                               double_submit_rate=args.double_submit_rate, think_s=args.think_s), server)
     finally:
         proc.kill()
         proc.wait()
-    solo, load = _stats(solo_runs, solo_wall), _stats(runs, wall)
+    solo = _stats(solo_runs, solo_wall, solo_srv, solo_cli, 1)
+    load = _stats(runs, wall, load_srv, load_cli, args.readers)
     stored = store.count_answers(sid)
     acked = load.pop("acknowledged_ids")
     solo.pop("acknowledged_ids")
     exactly_once = stored == len(acked) == len(set(acked)) == args.readers * args.answers and not load["errors"]
     result = {
         "benchmark": "turing_load", "database": store.engine.dialect.name, "readers": args.readers,
-        "answers_per_reader": args.answers, **load, "stored": stored, "exactly_once": exactly_once,
+        "answers_per_reader": args.answers, "think_s": args.think_s, **load, "stored": stored, "exactly_once": exactly_once,
         "baseline_single_reader": solo,
         "ratio_throughput_vs_single": round(load["answers_per_s"] / solo["answers_per_s"], 2),
         "ratio_p99_vs_single": round(load["p99_ms"] / solo["p99_ms"], 2),

@@ -42,8 +42,13 @@ def login(base_url: str, username: str, password: str) -> requests.Session:
 
 
 def answer_loop(http: requests.Session, base_url: str, username: str, study_id: int, max_answers: int | None = None,
-                double_submit_rate: float = 0.1, seed: int = 0, stop: threading.Event | None = None) -> ReaderRun:
-    """GET next -> POST answer until done (or max_answers); never raises (problems go to `errors`)."""
+                double_submit_rate: float = 0.1, seed: int = 0, stop: threading.Event | None = None,
+                think_s: float = 0.0) -> ReaderRun:
+    """GET next -> POST answer until done (or max_answers); never raises (problems go to `errors`).
+
+    `think_s`: mean seconds a reader looks at the image before answering (exponentially
+    distributed, seeded per reader); 0 clicks as fast as the server answers (a closed loop at
+    saturation, the worst case)."""
     run = ReaderRun(username)
     rng = random.Random(f"{seed}:{username}")
     try:
@@ -54,6 +59,8 @@ def answer_loop(http: requests.Session, base_url: str, username: str, study_id: 
             if item.get("done"):
                 break
             body = {"item_id": item["item_id"], "payload": _payload(item, rng)}
+            if think_s > 0:
+                time.sleep(rng.expovariate(1.0 / think_s))
             t = time.perf_counter()
             r = http.post(f"{base_url}/api/turing/studies/{study_id}/answers", json=body, timeout=60)
             run.latencies_s.append(time.perf_counter() - t)
@@ -81,15 +88,26 @@ def run_reader(base_url: str, username: str, password: str, study_id: int, **kwa
     return answer_loop(http, base_url, username, study_id, **kwargs)
 
 
-def run_readers(base_url: str, credentials: list[tuple[str, str]], study_id: int, **kwargs) -> tuple[list[ReaderRun], float]:
-    """All readers log in, then all answer at once (one thread each); the wall time covers the
-    answering phase only, so the argon2 cost of 50 logins does not pollute answer latencies."""
+def login_all(base_url: str, credentials: list[tuple[str, str]]) -> list[requests.Session]:
+    """Every reader logs in (concurrently); one HTTP session each."""
     with ThreadPoolExecutor(max_workers=len(credentials)) as pool:
-        sessions = list(pool.map(lambda c: login(base_url, c[0], c[1]), credentials))
+        return list(pool.map(lambda c: login(base_url, c[0], c[1]), credentials))
+
+
+def answer_all(base_url: str, sessions: list[requests.Session], credentials: list[tuple[str, str]], study_id: int,
+               **kwargs) -> tuple[list[ReaderRun], float]:
+    """All logged-in readers answer at once (one thread each); returns the runs and the wall time."""
+    with ThreadPoolExecutor(max_workers=len(credentials)) as pool:
         t = time.perf_counter()
         runs = list(pool.map(lambda pair: answer_loop(pair[0], base_url, pair[1][0], study_id, **kwargs),
                              zip(sessions, credentials)))
     return runs, time.perf_counter() - t
+
+
+def run_readers(base_url: str, credentials: list[tuple[str, str]], study_id: int, **kwargs) -> tuple[list[ReaderRun], float]:
+    """All readers log in, then all answer at once (one thread each); the wall time covers the
+    answering phase only, so the argon2 cost of 50 logins does not pollute answer latencies."""
+    return answer_all(base_url, login_all(base_url, credentials), credentials, study_id, **kwargs)
 
 
 def percentile(values: list[float], q: float) -> float:
