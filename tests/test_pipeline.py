@@ -124,8 +124,12 @@ def test_encoder_choices_and_explicit_sobel(hearing_pipe):
     for i, a in enumerate(encs):          # every encoder choice draws something else
         for b in encs[i + 1:]:
             assert np.abs(outs[a] - outs[b]).mean() > 0.5, (a, b)
-    other = {enc: _arr(pipe(chips=FTC, sobel=sobs[1], encoders=enc, num_inference_steps=2, seed=1).images[0])
-             for enc in ("fg", "bg")}
+    # the placed mask follows each Sobel map's gland, so the other map gets the same mask explicitly
+    placed = pngmeta.b64png_to_array(pipe(chips=FTC, sobel=sobs[0], encoders="fg", num_inference_steps=1,
+                                          seed=1).records[0]["mask"])
+    outs["fg"] = _arr(pipe(chips=FTC, sobel=sobs[0], mask=placed, encoders="fg", num_inference_steps=2, seed=1).images[0])
+    other = {enc: _arr(pipe(chips=FTC, sobel=sobs[1], mask=placed if enc == "fg" else None, encoders=enc,
+                            num_inference_steps=2, seed=1).images[0]) for enc in ("fg", "bg")}
     assert np.array_equal(other["fg"], outs["fg"])        # the FG encoder alone never reads the Sobel map
     assert not np.array_equal(other["bg"], outs["bg"])     # the BG encoder does
 
@@ -321,3 +325,26 @@ def test_version_1_records_with_steps_still_replay(pipe, ftc_out):
     assert new["version"] == 2 and new["num_inference_steps"] == STEPS and "steps" not in new
     old = {k: v for k, v in new.items() if k != "num_inference_steps"} | {"steps": STEPS, "version": 1}
     assert np.array_equal(_arr(pipe.replay(old).images[0]), _arr(pipe.replay(new).images[0]))
+
+
+def test_model_control_guidance_is_the_default_beta(pipe, tmp_path):
+    """A model folder can carry the control guidance its evaluation chose (continue_model
+    --control-guidance): calls that give no beta use it, the record says it, and it survives a
+    save; an explicit beta still wins."""
+    from training.continue_model import continue_model
+
+    pipe.save_pretrained(tmp_path / "m")
+    continue_model(tmp_path / "m", control_guidance=2.0)
+    guided = TigerPipeline.from_pretrained(tmp_path / "m")
+    guided.set_progress_bar_config(disable=True)
+    assert guided.control_guidance == 2.0 and pipe.control_guidance == 1.0
+    out = guided(chips=FTC, num_inference_steps=2, seed=4)
+    assert out.records[0]["beta"] == 2.0
+    explicit = pipe(chips=FTC, num_inference_steps=2, seed=4, beta=2.0)
+    assert np.array_equal(_arr(out.images[0]), _arr(explicit.images[0]))
+    plain = guided(chips=FTC, num_inference_steps=2, seed=4, beta=1.0)
+    assert not np.array_equal(_arr(out.images[0]), _arr(plain.images[0]))
+    guided.save_pretrained(tmp_path / "again")
+    assert TigerPipeline.from_pretrained(tmp_path / "again").control_guidance == 2.0
+    with pytest.raises(Exception, match="control-guidance"):
+        continue_model(tmp_path / "m", control_guidance=7.0)

@@ -260,7 +260,10 @@ def _scale_shape(crop: np.ndarray, factor: float) -> np.ndarray:
     if not zoomed.any():
         zoomed = np.zeros((max(nh, 1), max(nw, 1)), bool)
         zoomed[nh // 2, nw // 2] = True
-    return zoomed
+    # thresholding can leave empty border rows/columns; trim them so the shape's box is its extent
+    # (an extension's top edge is placed by the box)
+    ys, xs = np.nonzero(zoomed)
+    return zoomed[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
 
 
 def place_mask(mask: np.ndarray, extent: GlandExtent, location: str | None = None,

@@ -63,7 +63,7 @@ class TigerPipeline(DiffusionPipeline):
 
     def __init__(self, vae, text_encoder, unet, controlnet_fg, controlnet_bg, fusion, scheduler,
                  tokenizer=None, background_bank=None, model_id: str | None = None,
-                 image_size: int | None = None, clip=None):
+                 image_size: int | None = None, clip=None, control_guidance: float | None = None):
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                               controlnet_fg=controlnet_fg, controlnet_bg=controlnet_bg, fusion=fusion,
@@ -71,6 +71,8 @@ class TigerPipeline(DiffusionPipeline):
         self.background_bank = background_bank
         self.model_id = model_id or "unsaved"
         self.image_size = int(image_size or nets.image_size_of(unet, vae))
+        #: default control guidance beta (model_index "tiger.control_guidance"; 1 = plain ControlNet)
+        self.control_guidance = float(control_guidance if control_guidance is not None else 1.0)
         self.clip = clip
         self._interrupt = False
         #: the model folder's scheduler config: every sampler is built on it (betas, v-prediction)
@@ -105,7 +107,7 @@ class TigerPipeline(DiffusionPipeline):
                      controlnet_fg=self.controlnet_fg, controlnet_bg=self.controlnet_bg, fusion=self.fusion,
                      scheduler=samplers.build("ddim", self.base_scheduler_config)
                      if type(self.scheduler).__name__ != "DDIMScheduler" else self.scheduler, clip=self.clip, background_bank=self.background_bank,
-                     model_id=self.model_id, image_size=self.image_size)
+                     model_id=self.model_id, image_size=self.image_size, control_guidance=self.control_guidance)
         return nets.save_components(comps, folder, fp16=fp16)
 
     @property
@@ -210,7 +212,7 @@ class TigerPipeline(DiffusionPipeline):
     def __call__(self, chips: dict | None = None, text_fg: str | None = None, text_bg: str | None = None,
                  mask: Any = None, sobel: Any = None, background_id: str | None = None,
                  encoders: str = "both", num_inference_steps: int = 25, guidance_scale: float = 4.0,
-                 fg_scale: float = 1.0, bg_scale: float = 1.0, beta: float = 1.0,
+                 fg_scale: float = 1.0, bg_scale: float = 1.0, beta: float | None = None,
                  seed: int | Sequence[int] = 0, num_images: int = 1, reference_image: Any = None,
                  strength: float = 1.0, eta: float = 0.0,
                  callback_on_step_end: Callable[["TigerPipeline", int, Any, dict], dict | None] | None = None,
@@ -232,7 +234,8 @@ class TigerPipeline(DiffusionPipeline):
             guidance_scale: classifier-free guidance (<= 1 disables the unconditional half).
             fg_scale / bg_scale: ControlNet conditioning scales, 0..5.
             beta: control guidance (eq. 13): eps = eps_sd + beta (eps_fused - eps_sd); 1 costs
-                nothing extra, other values add the no-control rows to the same UNet batch.
+                nothing extra, other values add the no-control rows to the same UNet batch. None
+                takes the model's `control_guidance` (the value its control evaluation chose).
             seed: an int (image i gets seed + i) or one seed per image; the per-image seed fixes
                 its noise and (Diversify) its background pick and mask placement.
             num_images: 1..64.
@@ -258,7 +261,7 @@ class TigerPipeline(DiffusionPipeline):
         g_scale = check_float("guidance_scale", guidance_scale, *LIMITS["guidance_scale"])
         fg_s = check_float("fg_scale", fg_scale, *LIMITS["fg_scale"])
         bg_s = check_float("bg_scale", bg_scale, *LIMITS["bg_scale"])
-        beta = check_float("beta", beta, *LIMITS["beta"])
+        beta = check_float("beta", self.control_guidance if beta is None else beta, *LIMITS["beta"])
         eta = check_float("eta", eta, *LIMITS["eta"])
         if encoders not in nets.ENCODERS:
             raise PipelineInputError(f"encoders must be one of {', '.join(nets.ENCODERS)}, got {encoders!r}")

@@ -68,7 +68,8 @@ def rebuild_bank(base: Path, data: str | Path, split_seed: int) -> int:
 
 def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | Path | None = None,
                    model_id: str | None = None, commands: list[str] | None = None,
-                   bank_data: str | Path | None = None, split_seed: int = 0) -> dict:
+                   bank_data: str | Path | None = None, split_seed: int = 0,
+                   control_guidance: float | None = None) -> dict:
     """Update the model folder `base` in place; returns the continuation record it appended."""
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
@@ -78,8 +79,10 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
     index_path = base / "model_index.json"
     if not index_path.exists():
         raise TrainingInputError(f"{base} is not a model folder (no model_index.json)")
-    if vae is None and fine is None and bank_data is None:
-        raise TrainingInputError("nothing to continue: give --vae, --fine and/or --bank-data")
+    if vae is None and fine is None and bank_data is None and control_guidance is None:
+        raise TrainingInputError("nothing to continue: give --vae, --fine, --bank-data and/or --control-guidance")
+    if control_guidance is not None and not (0.0 <= control_guidance <= 3.0):
+        raise TrainingInputError(f"--control-guidance must be within 0..3 (the pipeline's beta range), got {control_guidance}")
     if bank_data is not None and not (Path(bank_data) / "metadata.jsonl").exists():
         raise TrainingInputError(f"--bank-data {bank_data} is not a canonical dataset folder (no metadata.jsonl)")
     f32 = dict(torch_dtype=torch.float32)
@@ -123,6 +126,11 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
     if model_id:
         record["model_id"] = {"from": index.get("tiger", {}).get("model_id"), "to": model_id}
         index.setdefault("tiger", {})["model_id"] = model_id
+    if control_guidance is not None:  # the default beta of calls that give none (chosen by eval_control)
+        record["control_guidance"] = {"from": index.get("tiger", {}).get("control_guidance", 1.0),
+                                      "to": float(control_guidance)}
+        index.setdefault("tiger", {})["control_guidance"] = float(control_guidance)
+    if model_id or control_guidance is not None:
         index_path.write_text(json.dumps(index, indent=2))
     info.setdefault("continuations", []).append(record)
     info_path.write_text(json.dumps(info, indent=2, default=str))
@@ -138,12 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bank-data", default=None,
                     help="rebuild background_bank/ from the training split of this dataset folder")
     ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--control-guidance", type=float, default=None,
+                    help="default control guidance beta of the model's calls (paper eq. 13), as measured best "
+                         "by training.eval_control --beta")
     ap.add_argument("--command", action="append", default=[],
                     help="the training command of a continued stage, for the model card (repeatable)")
     args = ap.parse_args(argv)
     try:
         rec = continue_model(args.base, args.vae, args.fine, args.model_id, args.command,
-                             args.bank_data, args.split_seed)
+                             args.bank_data, args.split_seed, args.control_guidance)
     except (TrainingInputError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -109,6 +109,8 @@ def save_components(components: dict, folder: str | Path, fp16: bool = True) -> 
         index["background_bank"] = ["tiger.background_bank", "BackgroundBank"]
     index["tiger"] = {"model_id": components.get("model_id") or folder.name,
                       "image_size": int(components.get("image_size") or image_size_of(components["unet"], components["vae"]))}
+    if components.get("control_guidance") not in (None, 1.0):
+        index["tiger"]["control_guidance"] = float(components["control_guidance"])
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder
 
@@ -204,6 +206,8 @@ def load_components(folder: str | Path) -> dict:
     meta = index.get("tiger", {})
     comps["model_id"] = meta.get("model_id", folder.name)
     comps["image_size"] = int(meta.get("image_size") or image_size_of(comps["unet"], comps["vae"]))
+    # the control guidance (beta) this model was measured best at; calls that give none use it
+    comps["control_guidance"] = float(meta.get("control_guidance", 1.0))
     return comps
 
 
