@@ -165,6 +165,25 @@ def test_unassigned_items_and_foreign_studies_are_refused(turing_study, turing_m
     assert store.count_answers() == 0
 
 
+def test_cached_item_facts_do_not_widen_access(turing_study):
+    """The per-process item cache (store_reading.ItemFacts) holds what an item asks, not who may
+    answer it: a cached item of one reader stays refused to another, and a removed enrollment
+    ends access though the facts stay cached."""
+    store, study_id, r = turing_study
+    sen_item = store.next_item(r["sen"], study_id)  # now cached
+    assert sen_item["item_id"] in store._facts_cache
+    with pytest.raises(NotFound, match="not assigned"):
+        store.submit(r["jun"], study_id, sen_item["item_id"], {"answer": "real"})
+    with pytest.raises(NotFound):
+        store.item_for(r["jun"], study_id, sen_item["item_id"])
+    from turing_test.models import Enrollment
+    with store.Session.begin() as s:
+        s.query(Enrollment).filter(Enrollment.reader_id == r["sen"].id).delete()
+    with pytest.raises(NotFound, match="no such study"):
+        store.submit(r["sen"], study_id, sen_item["item_id"], {"answer": "real"})
+    assert store.count_answers() == 0
+
+
 def test_images_are_served_without_metadata(turing_study):
     store, study_id, r = turing_study
     with store.Session() as s:

@@ -72,6 +72,7 @@ class Store(AccountsMixin, StudiesMixin, ReadingMixin, ResultsMixin):
         self.engine = engine
         self.Session = sessionmaker(engine, expire_on_commit=False)
         self.limiter = limiter or LoginRateLimiter(engine)
+        self._facts_cache = {}  # item id -> ItemFacts (store_reading: what an enrolled item asks never changes)
         # SQLite has one writer at a time; waiting writers poll with growing sleeps (busy handler),
         # which made the p99 of 50 concurrent readers seconds long. Within one process a plain lock
         # queues writers without sleeping; other processes still meet the busy timeout.

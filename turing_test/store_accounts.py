@@ -104,12 +104,14 @@ class AccountsMixin(StoreBase):
     def reader_for_token(self, token: str | None) -> ReaderInfo:
         if not token:
             raise AuthError("log in first")
-        with self.Session() as s:
-            row = s.execute(select(Session, Reader).join(Reader, Reader.id == Session.reader_id)
+        with self.Session() as s:  # every request: columns, not ORM objects (issue 17)
+            row = s.execute(select(Session.expires_at, Reader.id, Reader.username, Reader.role,
+                                   Reader.years_experience, Reader.active)
+                            .join(Reader, Reader.id == Session.reader_id)
                             .where(Session.token_hash == auth.token_hash(token))).first()
-        if row is None or row[0].expires_at < timestamp() or not row[1].active:
+        if row is None or row.expires_at < timestamp() or not row.active:
             raise AuthError("session expired or unknown; log in again")
-        return self._info(row[1])
+        return ReaderInfo(row.id, row.username, row.role, row.years_experience)
 
     def reader_by_username(self, username: str | None) -> ReaderInfo:
         """For Gradio's login (request.username): the active reader of that name."""

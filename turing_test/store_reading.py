@@ -1,8 +1,20 @@
 """Reading: the next question, one item, the reader's answered items, submitting and editing an
-answer, and the served case image, each scoped to the asking reader in the query."""
+answer, and the served case image, each scoped to the asking reader in the query.
+
+Why the hot path looks the way it does (issue 17): a class of readers answering at once is bound
+by the CPU the server spends per answer, not by locks. What an item asks never changes once the
+reader is enrolled (its case, protocol, position and option cases; only `shown_at` is written
+later, and nothing deletes items or cases), so those facts are read once per item id and kept in
+`ItemFacts`; each request still checks the reader's enrollment, the study's state, the answered
+items and the answer's uniqueness in the database, so permissions and exactly-once do not depend
+on the cache. Reads select columns, not ORM objects, and one query gives the next item with the
+reader's counts.
+"""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+
+from sqlalchemy import Row, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from turing_test.errors import DuplicateAnswer, NotFound, PermissionDenied
@@ -11,56 +23,99 @@ from turing_test.models import Answer, AnswerRevision, Case, Enrollment, Item, S
 from turing_test.protocols import PROTOCOL_NAMES, PROTOCOLS, validate_payload
 from turing_test.store_base import ReaderInfo, StoreBase, timestamp, valid_id
 
+#: items whose facts one process keeps (a few hundred bytes each; 100 readers x 300 items fit many times)
+ITEM_FACTS_CACHE_SIZE = 200_000
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What never changes about one enrolled item: whose it is, what it asks and what it shows."""
+
+    id: int
+    study_id: int
+    reader_id: int
+    position: int
+    protocol: int
+    case_id: int
+    features: dict
+    option_tokens: list[str] | None
+    shown: dict  # the protocol's view (image token, description, options, features); never the truth
+
+    def view(self, total: int, answered: int) -> dict:
+        """The reader's view of the item with their current counts (a fresh top-level dict)."""
+        out = {"study_id": self.study_id, "item_id": self.id, "position": self.position, "total": total,
+               "answered": answered, "protocol": self.protocol, "protocol_name": PROTOCOL_NAMES[self.protocol]}
+        out.update(self.shown)
+        return out
+
 
 class ReadingMixin(StoreBase):
     """What a reader sees and answers."""
 
-    def _item_view(self, s, study: Study, item: Item, total: int, answered: int) -> dict:
-        case = s.get(Case, item.case_id)
-        view = {"study_id": study.id, "item_id": item.id, "position": item.position, "total": total,
-                "answered": answered, "protocol": item.protocol, "protocol_name": PROTOCOL_NAMES[item.protocol]}
-        view.update(PROTOCOLS[item.protocol].view(case, self._option_tokens(s, item)))
-        return view
+    _facts_cache: dict[int, ItemFacts]  # made by Store.__init__; dict get/set are atomic, so no lock
+
+    def _item_facts(self, s, item_id: int) -> ItemFacts | None:
+        """The item's immutable facts, from the per-process cache or two queries (None: no such item)."""
+        cache = self._facts_cache
+        facts = cache.get(item_id)
+        if facts is not None:
+            return facts
+        row = s.execute(select(Item.id, Item.study_id, Item.reader_id, Item.position, Item.protocol, Item.case_id,
+                               Item.options, Case.token, Case.description, Case.features)
+                        .join(Case, Case.id == Item.case_id).where(Item.id == item_id)).first()
+        if row is None:
+            return None
+        tokens = None
+        if row.options:
+            by_id = dict(s.execute(select(Case.id, Case.token).where(Case.id.in_(row.options))).all())
+            tokens = [by_id[i] for i in row.options]
+        facts = ItemFacts(row.id, row.study_id, row.reader_id, row.position, row.protocol, row.case_id,
+                          row.features or {}, tokens, PROTOCOLS[row.protocol].view(row, tokens))
+        if len(cache) >= ITEM_FACTS_CACHE_SIZE:
+            cache.clear()
+        cache[item_id] = facts
+        return facts
+
+    def _own_item(self, s, reader: ReaderInfo, study_id: int, item_id: int, message: str) -> ItemFacts:
+        """The reader's own item of this study, else NotFound(message) (ids of others name nothing)."""
+        facts = self._item_facts(s, item_id) if valid_id(item_id) else None
+        if facts is None or facts.reader_id != reader.id or facts.study_id != study_id:
+            raise NotFound(message)
+        return facts
 
     @staticmethod
-    def _option_tokens(s, item: Item) -> list[str] | None:
-        """The served ids of the item's option cases, in the item's order (None without options)."""
-        if not item.options:
-            return None
-        tokens = {c.id: c.token for c in s.scalars(select(Case).where(Case.id.in_(item.options)))}
-        return [tokens[i] for i in item.options]
+    def _progress(s, reader: ReaderInfo, study_id: int) -> list[Row]:
+        """The reader's items of the study in their order: (id, shown_at, answered)."""
+        answered = exists().where(Answer.item_id == Item.id)
+        return s.execute(select(Item.id, Item.shown_at, answered.label("answered"))
+                         .where(Item.study_id == study_id, Item.reader_id == reader.id)
+                         .order_by(Item.position)).all()
 
     def next_item(self, reader: ReaderInfo, study_id: int) -> dict | None:
         """The first unanswered item in the reader's order (None when finished); marks it shown."""
-        with self._write_lock, self.Session.begin() as s:
-            study = self._enrolled_study(s, reader, study_id)
-            answered_items = select(Answer.item_id).where(Answer.reader_id == reader.id, Answer.study_id == study_id)
-            item = s.scalar(select(Item).where(Item.study_id == study_id, Item.reader_id == reader.id,
-                                               Item.id.not_in(answered_items)).order_by(Item.position).limit(1))
-            total = s.scalar(select(func.count()).select_from(Item).where(Item.study_id == study_id,
-                                                                          Item.reader_id == reader.id))
-            answered = s.scalar(select(func.count()).select_from(Answer).where(Answer.study_id == study_id,
-                                                                               Answer.reader_id == reader.id))
-            if item is None:
+        with self.Session() as s:
+            self._enrolled_study(s, reader, study_id)
+            rows = self._progress(s, reader, study_id)
+            todo = next((r for r in rows if not r.answered), None)
+            if todo is None:
                 return None
-            if item.shown_at is None:
-                item.shown_at = timestamp()
-            return self._item_view(s, study, item, total, answered)
+            facts = self._item_facts(s, todo.id)
+            s.rollback()  # end the read before taking the write lock
+            if todo.shown_at is None:
+                with self._write_lock:
+                    s.connection().execute(update(Item).where(Item.id == todo.id, Item.shown_at.is_(None))
+                              .values(shown_at=timestamp()))
+                    s.commit()
+            return facts.view(len(rows), sum(1 for r in rows if r.answered))
 
     def item_for(self, reader: ReaderInfo, study_id: int, item_id: int) -> dict:
         """One of the reader's own items with their own answer (for review/edit in studies that allow it)."""
         with self.Session() as s:
-            study = self._enrolled_study(s, reader, study_id)
-            item = s.get(Item, item_id) if valid_id(item_id) else None
-            if item is None or item.reader_id != reader.id or item.study_id != study_id:
-                raise NotFound("no such question for this reader")
-            total = s.scalar(select(func.count()).select_from(Item).where(Item.study_id == study_id,
-                                                                          Item.reader_id == reader.id))
-            answered = s.scalar(select(func.count()).select_from(Answer).where(Answer.study_id == study_id,
-                                                                               Answer.reader_id == reader.id))
-            view = self._item_view(s, study, item, total, answered)
-            ans = s.scalar(select(Answer).where(Answer.item_id == item.id))
-            view["my_answer"] = ans.payload if ans else None
+            self._enrolled_study(s, reader, study_id)
+            facts = self._own_item(s, reader, study_id, item_id, "no such question for this reader")
+            rows = self._progress(s, reader, study_id)
+            view = facts.view(len(rows), sum(1 for r in rows if r.answered))
+            view["my_answer"] = s.scalar(select(Answer.payload).where(Answer.item_id == facts.id))
             return view
 
     def answered_items(self, reader: ReaderInfo, study_id: int) -> list[dict]:
@@ -83,33 +138,35 @@ class ReadingMixin(StoreBase):
 
     def submit(self, reader: ReaderInfo, study_id: int, item_id: int, payload, question: str = "main") -> dict:
         """Store one answer. Refuses items not assigned to this reader, malformed payloads and
-        second answers (unless the study allows edits: then the old version goes to history)."""
+        second answers (unless the study allows edits: then the old version goes to history).
+
+        Exactly once is the database's: the unique (reader, case, protocol, question) constraint
+        refuses a second insert, whatever the threads or servers; the answer is acknowledged only
+        after its commit (SQLite: WAL with synchronous=FULL, so it survives a killed server).
+        """
         now = timestamp()
         with self.Session() as s:
             study = self._enrolled_study(s, reader, study_id)
             if not study.active:
                 raise PermissionDenied("this study is closed")
-            item = s.get(Item, item_id) if valid_id(item_id) else None
-            if item is None or item.reader_id != reader.id or item.study_id != study_id:
-                raise NotFound("this question is not assigned to you")
-            case = s.get(Case, item.case_id)
-            clean = validate_payload(item.protocol, payload, option_tokens=self._option_tokens(s, item),
-                                     features=case.features or {})
-            shown_at = item.shown_at or now
-            allow_edits, case_id, protocol, iid = study.allow_edits, case.id, item.protocol, item.id
-            answer = Answer(item_id=iid, study_id=study_id, reader_id=reader.id, case_id=case_id,
-                            protocol=protocol, question=question, payload=clean, shown_at=shown_at,
-                            answered_at=now, duration_s=max(0.0, now - shown_at), revision=0)
-            s.add(answer)
+            facts = self._own_item(s, reader, study_id, item_id, "this question is not assigned to you")
+            clean = validate_payload(facts.protocol, payload, option_tokens=facts.option_tokens,
+                                     features=facts.features)
+            shown_at = s.scalar(select(Item.shown_at).where(Item.id == facts.id)) or now
+            s.rollback()  # end the read before taking the write lock
             try:
                 with self._write_lock:
+                    answer_id = s.connection().execute(insert(Answer).values(
+                        item_id=facts.id, study_id=study_id, reader_id=reader.id, case_id=facts.case_id,
+                        protocol=facts.protocol, question=question, payload=clean, shown_at=shown_at,
+                        answered_at=now, duration_s=max(0.0, now - shown_at), revision=0)).inserted_primary_key[0]
                     s.commit()
-                return {"answer_id": answer.id, "item_id": iid, "revision": 0, "stored": True}
+                return {"answer_id": answer_id, "item_id": facts.id, "revision": 0, "stored": True}
             except IntegrityError:
                 s.rollback()
-        if not allow_edits:
+        if not study.allow_edits:
             raise DuplicateAnswer("you already answered this question; answers cannot be changed in this study")
-        return self._edit(reader, iid, case_id, protocol, question, clean, now)
+        return self._edit(reader, facts.id, facts.case_id, facts.protocol, question, clean, now)
 
     def _edit(self, reader: ReaderInfo, item_id: int, case_id: int, protocol: int, question: str,
               clean: dict, now: float) -> dict:

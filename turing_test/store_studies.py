@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from turing_test.assignment import CaseInfo, plan_items
 from turing_test.errors import ManifestError, NotFound
@@ -115,11 +115,16 @@ class StudiesMixin(StoreBase):
                     created += 1
         return created
 
-    def _enrolled_study(self, s, reader: ReaderInfo, study_id: int) -> Study:
-        study = s.get(Study, study_id) if valid_id(study_id) else None
-        if study is None or s.get(Enrollment, (study_id, reader.id)) is None:
+    def _enrolled_study(self, s, reader: ReaderInfo, study_id: int) -> Row:
+        """(id, active, allow_edits) of a study the reader is enrolled in, in one query; else NotFound."""
+        row = None
+        if valid_id(study_id):
+            row = s.execute(select(Study.id, Study.active, Study.allow_edits)
+                            .join(Enrollment, Enrollment.study_id == Study.id)
+                            .where(Study.id == study_id, Enrollment.reader_id == reader.id)).first()
+        if row is None:
             raise NotFound("no such study for this reader")
-        return study
+        return row
 
     def studies_for(self, reader: ReaderInfo) -> list[dict]:
         """The reader's own studies with their own progress."""
