@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tiger import knowledge, pngmeta
@@ -348,3 +349,37 @@ def test_model_control_guidance_is_the_default_beta(pipe, tmp_path):
     assert TigerPipeline.from_pretrained(tmp_path / "again").control_guidance == 2.0
     with pytest.raises(Exception, match="control-guidance"):
         continue_model(tmp_path / "m", control_guidance=7.0)
+
+
+def test_beta_until_limits_control_guidance_to_the_first_steps(pipe, tmp_path):
+    """beta_until (guidance in a limited interval): 0 is plain sampling, 1 is beta on every step,
+    a share between gives a third image; the record carries it and replays it bit-exactly, and a
+    model folder can carry it as its default (continue_model --control-guidance-until)."""
+    from training.continue_model import continue_model
+
+    kw = dict(chips=FTC, num_inference_steps=4, seed=6, beta=2.0)
+    plain = _arr(pipe(**(kw | {"beta": 1.0})).images[0])
+    assert np.array_equal(_arr(pipe(**kw, beta_until=0.0).images[0]), plain)
+    assert np.array_equal(_arr(pipe(**kw, beta_until=1.0).images[0]), _arr(pipe(**kw).images[0]))
+    half = pipe(**kw, beta_until=0.5)
+    assert half.records[0]["beta_until"] == 0.5
+
+    def final_latents(**extra):  # the tiny model's last steps may round to the same pixels
+        seen = {}
+        pipe(**(kw | extra), callback_on_step_end=lambda _p, _i, _t, st: seen.update(x=st["latents"].clone()))
+        return seen["x"]
+
+    half_x = final_latents(beta_until=0.5)
+    assert not torch.equal(half_x, final_latents(beta=1.0))
+    assert not torch.equal(half_x, final_latents())
+    assert np.array_equal(_arr(pipe.replay(half.records[0]).images[0]), _arr(half.images[0]))
+    with pytest.raises(PipelineInputError, match="beta_until"):
+        pipe(**kw, beta_until=1.5)
+    pipe.save_pretrained(tmp_path / "m")
+    continue_model(tmp_path / "m", control_guidance=2.0, control_guidance_until=0.5)
+    limited = TigerPipeline.from_pretrained(tmp_path / "m")
+    limited.set_progress_bar_config(disable=True)
+    assert limited.control_guidance_until == 0.5
+    assert np.array_equal(_arr(limited(chips=FTC, num_inference_steps=4, seed=6).images[0]), _arr(half.images[0]))
+    with pytest.raises(Exception, match="control-guidance-until"):
+        continue_model(tmp_path / "m", control_guidance_until=2.0)

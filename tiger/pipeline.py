@@ -18,6 +18,7 @@ latent) so a UI can show a live preview (`preview_image`).
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,8 @@ class TigerPipeline(DiffusionPipeline):
 
     def __init__(self, vae, text_encoder, unet, controlnet_fg, controlnet_bg, fusion, scheduler,
                  tokenizer=None, background_bank=None, model_id: str | None = None,
-                 image_size: int | None = None, clip=None, control_guidance: float | None = None):
+                 image_size: int | None = None, clip=None, control_guidance: float | None = None,
+                 control_guidance_until: float | None = None):
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                               controlnet_fg=controlnet_fg, controlnet_bg=controlnet_bg, fusion=fusion,
@@ -73,6 +75,9 @@ class TigerPipeline(DiffusionPipeline):
         self.image_size = int(image_size or nets.image_size_of(unet, vae))
         #: default control guidance beta (model_index "tiger.control_guidance"; 1 = plain ControlNet)
         self.control_guidance = float(control_guidance if control_guidance is not None else 1.0)
+        #: default share of the steps, from the first, that take beta (model_index
+        #: "tiger.control_guidance_until"; 1 = every step)
+        self.control_guidance_until = float(control_guidance_until if control_guidance_until is not None else 1.0)
         self.clip = clip
         self._interrupt = False
         #: the model folder's scheduler config: every sampler is built on it (betas, v-prediction)
@@ -107,7 +112,8 @@ class TigerPipeline(DiffusionPipeline):
                      controlnet_fg=self.controlnet_fg, controlnet_bg=self.controlnet_bg, fusion=self.fusion,
                      scheduler=samplers.build("ddim", self.base_scheduler_config)
                      if type(self.scheduler).__name__ != "DDIMScheduler" else self.scheduler, clip=self.clip, background_bank=self.background_bank,
-                     model_id=self.model_id, image_size=self.image_size, control_guidance=self.control_guidance)
+                     model_id=self.model_id, image_size=self.image_size, control_guidance=self.control_guidance,
+                     control_guidance_until=self.control_guidance_until)
         return nets.save_components(comps, folder, fp16=fp16)
 
     @property
@@ -213,6 +219,7 @@ class TigerPipeline(DiffusionPipeline):
                  mask: Any = None, sobel: Any = None, background_id: str | None = None,
                  encoders: str = "both", num_inference_steps: int = 25, guidance_scale: float = 4.0,
                  fg_scale: float = 1.0, bg_scale: float = 1.0, beta: float | None = None,
+                 beta_until: float | None = None,
                  seed: int | Sequence[int] = 0, num_images: int = 1, reference_image: Any = None,
                  strength: float = 1.0, eta: float = 0.0,
                  callback_on_step_end: Callable[["TigerPipeline", int, Any, dict], dict | None] | None = None,
@@ -236,6 +243,10 @@ class TigerPipeline(DiffusionPipeline):
             beta: control guidance (eq. 13): eps = eps_sd + beta (eps_fused - eps_sd); 1 costs
                 nothing extra, other values add the no-control rows to the same UNet batch. None
                 takes the model's `control_guidance` (the value its control evaluation chose).
+            beta_until: share of the steps, from the first, that take beta (0..1); later steps use
+                beta 1 and skip the no-control rows. The early, noisy steps lay out where the nodule
+                is; the late ones draw speckle, where guidance pushed off the images' manifold
+                (guidance in a limited interval). None takes the model's `control_guidance_until`.
             seed: an int (image i gets seed + i) or one seed per image; the per-image seed fixes
                 its noise and (Diversify) its background pick and mask placement.
             num_images: 1..64.
@@ -262,6 +273,8 @@ class TigerPipeline(DiffusionPipeline):
         fg_s = check_float("fg_scale", fg_scale, *LIMITS["fg_scale"])
         bg_s = check_float("bg_scale", bg_scale, *LIMITS["bg_scale"])
         beta = check_float("beta", self.control_guidance if beta is None else beta, *LIMITS["beta"])
+        beta_until = check_float("beta_until", self.control_guidance_until if beta_until is None else beta_until,
+                                 *LIMITS["beta_until"])
         eta = check_float("eta", eta, *LIMITS["eta"])
         if encoders not in nets.ENCODERS:
             raise PipelineInputError(f"encoders must be one of {', '.join(nets.ENCODERS)}, got {encoders!r}")
@@ -301,15 +314,15 @@ class TigerPipeline(DiffusionPipeline):
         fg_s_, fg_om = self._text_states(t_fg, reweight=True)
         bg_s_, _ = self._text_states(t_bg, reweight=False)
         do_cfg = g_scale > 1.0
-        plain = encoders != "none" and beta != 1.0
+        plain = encoders != "none" and beta != 1.0 and beta_until > 0
         halves = [0, 1] if do_cfg else [1]
 
         def rows(x: torch.Tensor) -> torch.Tensor:  # [uncond x n, cond x n]
             return torch.cat([x[h:h + 1].expand(n, *x.shape[1:]) for h in halves]).to(dev, dtype)
 
         ctx_full = rows(full_s)
-        if plain:
-            ctx_full = torch.cat([ctx_full, full_s[1:2].expand(n, *full_s.shape[1:]).to(dev, dtype)])
+        ctx_full_plain = (torch.cat([ctx_full, full_s[1:2].expand(n, *full_s.shape[1:]).to(dev, dtype)])
+                          if plain else ctx_full)
         ctx_fg, om_fg, ctx_bg = rows(fg_s_), rows(fg_om), rows(bg_s_)
         m_t = torch.from_numpy(np.stack(masks) > 127).float()[:, None]
         s_t = torch.from_numpy(np.stack(sobels)).float().div(255.0)[:, None]
@@ -333,6 +346,7 @@ class TigerPipeline(DiffusionPipeline):
         else:
             latents = noise * sched.init_noise_sigma
         is_ddim = sched_name == "ddim"
+        beta_steps = math.ceil(beta_until * len(timesteps) - 1e-9) if plain else 0
         gens = [torch.Generator("cpu").manual_seed(s + 7919) for s in seeds] if eta > 0 and is_ddim else None
         step_kw = {"eta": eta} if is_ddim else {}
 
@@ -344,13 +358,14 @@ class TigerPipeline(DiffusionPipeline):
                     cancelled = True
                     break
                 lat_in = sched.scale_model_input(latents, t)
-                batch = torch.cat([lat_in] * (len(halves) + (1 if plain else 0)))
+                guided = i < beta_steps
+                batch = torch.cat([lat_in] * (len(halves) + (1 if guided else 0)))
                 out = nets.fused_forward(self.unet, self.controlnet_fg, self.controlnet_bg, self.fusion, batch, t,
-                                         ctx_full, ctx_fg, ctx_bg, om_fg, cond_fg, cond_bg, fg_s, bg_s, encoders,
-                                         n_plain=n if plain else 0)
+                                         ctx_full_plain if guided else ctx_full, ctx_fg, ctx_bg, om_fg, cond_fg,
+                                         cond_bg, fg_s, bg_s, encoders, n_plain=n if guided else 0)
                 parts = list(out.split(n))
                 cond = parts[len(halves) - 1]
-                if plain:
+                if guided:
                     cond = parts[-1] + beta * (cond - parts[-1])
                 pred = parts[0] + g_scale * (cond - parts[0]) if do_cfg else cond
                 x_t = latents
@@ -381,7 +396,7 @@ class TigerPipeline(DiffusionPipeline):
                 chips=chips_v, text_fg=t_fg, text_bg=t_bg, text_full=t_full,
                 text_fg_override=fg_over, text_bg_override=bg_over,
                 seed=seeds[k], batch_seeds=seeds, batch_index=k, num_inference_steps=steps, guidance_scale=g_scale, fg_scale=fg_s, bg_scale=bg_s,
-                beta=beta, eta=eta, encoders=encoders, strength=strength,
+                beta=beta, beta_until=beta_until if plain else 1.0, eta=eta, encoders=encoders, strength=strength,
                 scheduler=sched_name, scheduler_config=sched_diff,
                 background_id=bg_ids[k], sobel=sob_b64, mask=array_to_b64png(masks[k]),
                 mask_drawn=user_mask is not None, reference_image=ref_b64,

@@ -20,6 +20,7 @@ LIMITS: dict[str, tuple] = {
     "fg_scale": (0.0, 3.0),
     "bg_scale": (0.0, 3.0),
     "beta": (0.0, 3.0),
+    "beta_until": (0.0, 1.0),
     "eta": (0.0, 1.0),
     "strength": (0.0, 1.0),
 }
@@ -121,6 +122,7 @@ def record_to_kwargs(record: dict, exact: bool = False) -> dict:
                   num_inference_steps=record["num_inference_steps"] if "num_inference_steps" in record else record["steps"],
                   guidance_scale=record["guidance_scale"],
                   fg_scale=record["fg_scale"], bg_scale=record["bg_scale"], beta=record["beta"],
+                  beta_until=record.get("beta_until", 1.0),
                   eta=record.get("eta", 0.0), seed=list(batch) if batch else record["seed"],
                   scheduler=record.get("scheduler", "ddim"), scheduler_config=record.get("scheduler_config") or None,
                   num_images=len(batch) if batch else 1)

@@ -54,15 +54,16 @@ def _labelled_grid(rows: Sequence[tuple[str, Sequence[Image.Image]]], col_labels
 # ---------------------------------------------------------------------------------------------
 # generation
 def generate_for_records(pipe, records: Sequence[dict], data: Path, encoders: str, steps: int,
-                         seed: int, desc: str) -> np.ndarray:
-    """One image per test row: its chips and its nodule mask, a TRAINING background of its plane."""
+                         seed: int, desc: str, gen_kw: dict | None = None) -> np.ndarray:
+    """One image per test row: its chips and its nodule mask, a TRAINING background of its plane
+    (`gen_kw`: further pipeline arguments, e.g. beta, for a sampling ablation)."""
     out = []
     for i, rec in enumerate(tqdm(records, desc=desc)):
         mask = read_grey(data / rec["mask"], pipe.image_size)
         if mask.max() == 0 or mask.min() == 255:
             mask = None  # no usable outline: the pipeline places a default mask
         res = pipe(chips=record_chips(rec), mask=mask, encoders=encoders, num_inference_steps=steps,
-                   seed=seed + i, num_images=1)
+                   seed=seed + i, num_images=1, **(gen_kw or {}))
         out.append(np.asarray(res.images[0].convert("L"), dtype=np.uint8))
     return np.stack(out)
 

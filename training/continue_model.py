@@ -69,7 +69,7 @@ def rebuild_bank(base: Path, data: str | Path, split_seed: int) -> int:
 def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | Path | None = None,
                    model_id: str | None = None, commands: list[str] | None = None,
                    bank_data: str | Path | None = None, split_seed: int = 0,
-                   control_guidance: float | None = None) -> dict:
+                   control_guidance: float | None = None, control_guidance_until: float | None = None) -> dict:
     """Update the model folder `base` in place; returns the continuation record it appended."""
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
@@ -79,10 +79,16 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
     index_path = base / "model_index.json"
     if not index_path.exists():
         raise TrainingInputError(f"{base} is not a model folder (no model_index.json)")
-    if vae is None and fine is None and bank_data is None and control_guidance is None:
-        raise TrainingInputError("nothing to continue: give --vae, --fine, --bank-data and/or --control-guidance")
+    guidance = {k: v for k, v in (("control_guidance", control_guidance),
+                                  ("control_guidance_until", control_guidance_until)) if v is not None}
+    if vae is None and fine is None and bank_data is None and not guidance:
+        raise TrainingInputError("nothing to continue: give --vae, --fine, --bank-data, --control-guidance "
+                                 "and/or --control-guidance-until")
     if control_guidance is not None and not (0.0 <= control_guidance <= 3.0):
         raise TrainingInputError(f"--control-guidance must be within 0..3 (the pipeline's beta range), got {control_guidance}")
+    if control_guidance_until is not None and not (0.0 <= control_guidance_until <= 1.0):
+        raise TrainingInputError(f"--control-guidance-until must be within 0..1 (a share of the steps), "
+                                 f"got {control_guidance_until}")
     if bank_data is not None and not (Path(bank_data) / "metadata.jsonl").exists():
         raise TrainingInputError(f"--bank-data {bank_data} is not a canonical dataset folder (no metadata.jsonl)")
     f32 = dict(torch_dtype=torch.float32)
@@ -126,11 +132,10 @@ def continue_model(base: str | Path, vae: str | Path | None = None, fine: str | 
     if model_id:
         record["model_id"] = {"from": index.get("tiger", {}).get("model_id"), "to": model_id}
         index.setdefault("tiger", {})["model_id"] = model_id
-    if control_guidance is not None:  # the default beta of calls that give none (chosen by eval_control)
-        record["control_guidance"] = {"from": index.get("tiger", {}).get("control_guidance", 1.0),
-                                      "to": float(control_guidance)}
-        index.setdefault("tiger", {})["control_guidance"] = float(control_guidance)
-    if model_id or control_guidance is not None:
+    for key, value in guidance.items():  # the defaults of calls that give none (chosen by eval_control)
+        record[key] = {"from": index.get("tiger", {}).get(key, 1.0), "to": float(value)}
+        index.setdefault("tiger", {})[key] = float(value)
+    if model_id or guidance:
         index_path.write_text(json.dumps(index, indent=2))
     info.setdefault("continuations", []).append(record)
     info_path.write_text(json.dumps(info, indent=2, default=str))
@@ -149,12 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--control-guidance", type=float, default=None,
                     help="default control guidance beta of the model's calls (paper eq. 13), as measured best "
                          "by training.eval_control --beta")
+    ap.add_argument("--control-guidance-until", type=float, default=None,
+                    help="default share of the steps (from the first) that take that beta; later steps use beta 1")
     ap.add_argument("--command", action="append", default=[],
                     help="the training command of a continued stage, for the model card (repeatable)")
     args = ap.parse_args(argv)
     try:
         rec = continue_model(args.base, args.vae, args.fine, args.model_id, args.command,
-                             args.bank_data, args.split_seed, args.control_guidance)
+                             args.bank_data, args.split_seed, args.control_guidance, args.control_guidance_until)
     except (TrainingInputError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

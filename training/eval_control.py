@@ -241,10 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--fg-scale", type=float, default=None, help="pipeline fg_scale (default: the pipeline's)")
     ap.add_argument("--beta", type=float, default=None, help="pipeline control guidance beta")
+    ap.add_argument("--beta-until", type=float, default=None,
+                    help="share of the steps (from the first) that take beta; later steps use beta 1")
     ap.add_argument("--guidance", type=float, default=None, help="pipeline guidance_scale")
     ap.add_argument("--out", default=None, help="write the JSON here (default: print)")
     args = ap.parse_args(argv)
-    gen_kw = {k: v for k, v in (("fg_scale", args.fg_scale), ("beta", args.beta), ("guidance_scale", args.guidance))
+    gen_kw = {k: v for k, v in (("fg_scale", args.fg_scale), ("beta", args.beta), ("beta_until", args.beta_until),
+                                ("guidance_scale", args.guidance))
               if v is not None}
 
     from tiger.pipeline import TigerPipeline

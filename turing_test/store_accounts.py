@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from turing_test import auth
+from turing_test import hot_queries as Q
 from turing_test.errors import AuthError, NotFound, PermissionDenied, TuringError
 from turing_test.models import ROLES, Reader, Session
 from turing_test.ratelimit import login_key
@@ -104,11 +105,8 @@ class AccountsMixin(StoreBase):
     def reader_for_token(self, token: str | None) -> ReaderInfo:
         if not token:
             raise AuthError("log in first")
-        with self.Session() as s:  # every request: columns, not ORM objects (issue 17)
-            row = s.execute(select(Session.expires_at, Reader.id, Reader.username, Reader.role,
-                                   Reader.years_experience, Reader.active)
-                            .join(Reader, Reader.id == Session.reader_id)
-                            .where(Session.token_hash == auth.token_hash(token))).first()
+        with self.engine.connect() as c:  # every request: a Core query, no ORM Session (issue 17)
+            row = c.execute(Q.READER_FOR_TOKEN, {"token": auth.token_hash(token)}).first()
         if row is None or row.expires_at < timestamp() or not row.active:
             raise AuthError("session expired or unknown; log in again")
         return ReaderInfo(row.id, row.username, row.role, row.years_experience)

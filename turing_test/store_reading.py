@@ -7,16 +7,20 @@ reader is enrolled (its case, protocol, position and option cases; only `shown_a
 later, and nothing deletes items or cases), so those facts are read once per item id and kept in
 `ItemFacts`; each request still checks the reader's enrollment, the study's state, the answered
 items and the answer's uniqueness in the database, so permissions and exactly-once do not depend
-on the cache. Reads select columns, not ORM objects, and one query gives the next item with the
-reader's counts.
+on the cache. The hot requests (next item, submit) run on a plain Connection with Core
+statements built once (`turing_test.hot_queries`): building a statement cost several times
+executing it, and a Session loads every result through the ORM even when only columns are
+selected. `next_item` asks the database for
+the first unanswered item and the two counts instead of fetching the reader's whole list.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Row, exists, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from turing_test import hot_queries as Q
 from turing_test.errors import DuplicateAnswer, NotFound, PermissionDenied
 from turing_test.images import ServeSpec, served_png
 from turing_test.models import Answer, AnswerRevision, Case, Enrollment, Item, Study
@@ -60,14 +64,12 @@ class ReadingMixin(StoreBase):
         facts = cache.get(item_id)
         if facts is not None:
             return facts
-        row = s.execute(select(Item.id, Item.study_id, Item.reader_id, Item.position, Item.protocol, Item.case_id,
-                               Item.options, Case.token, Case.description, Case.features)
-                        .join(Case, Case.id == Item.case_id).where(Item.id == item_id)).first()
+        row = s.execute(Q.ITEM_FACTS, {"item": item_id}).first()
         if row is None:
             return None
         tokens = None
         if row.options:
-            by_id = dict(s.execute(select(Case.id, Case.token).where(Case.id.in_(row.options))).all())
+            by_id = dict(s.execute(Q.CASE_TOKENS, {"ids": list(row.options)}).all())
             tokens = [by_id[i] for i in row.options]
         facts = ItemFacts(row.id, row.study_id, row.reader_id, row.position, row.protocol, row.case_id,
                           row.features or {}, tokens, PROTOCOLS[row.protocol].view(row, tokens))
@@ -84,37 +86,33 @@ class ReadingMixin(StoreBase):
         return facts
 
     @staticmethod
-    def _progress(s, reader: ReaderInfo, study_id: int) -> list[Row]:
-        """The reader's items of the study in their order: (id, shown_at, answered)."""
-        answered = exists().where(Answer.item_id == Item.id)
-        return s.execute(select(Item.id, Item.shown_at, answered.label("answered"))
-                         .where(Item.study_id == study_id, Item.reader_id == reader.id)
-                         .order_by(Item.position)).all()
+    def _counts(c, reader: ReaderInfo, study_id: int) -> tuple[int, int]:
+        """(items, answered items) of the reader in the study, in one query."""
+        row = c.execute(Q.COUNTS, {"study": study_id, "reader": reader.id}).one()
+        return int(row[0]), int(row[1])
 
     def next_item(self, reader: ReaderInfo, study_id: int) -> dict | None:
         """The first unanswered item in the reader's order (None when finished); marks it shown."""
-        with self.Session() as s:
-            self._enrolled_study(s, reader, study_id)
-            rows = self._progress(s, reader, study_id)
-            todo = next((r for r in rows if not r.answered), None)
+        with self.engine.connect() as c:
+            self._enrolled_study(c, reader, study_id)
+            todo = c.execute(Q.FIRST_UNANSWERED, {"study": study_id, "reader": reader.id}).first()
             if todo is None:
                 return None
-            facts = self._item_facts(s, todo.id)
-            s.rollback()  # end the read before taking the write lock
+            total, answered = self._counts(c, reader, study_id)
+            facts = self._item_facts(c, todo.id)
+            c.rollback()  # end the read before taking the write lock
             if todo.shown_at is None:
                 with self._write_lock:
-                    s.connection().execute(update(Item).where(Item.id == todo.id, Item.shown_at.is_(None))
-                              .values(shown_at=timestamp()))
-                    s.commit()
-            return facts.view(len(rows), sum(1 for r in rows if r.answered))
+                    c.execute(Q.MARK_SHOWN, {"item": todo.id, "now": timestamp()})
+                    c.commit()
+            return facts.view(total, answered)
 
     def item_for(self, reader: ReaderInfo, study_id: int, item_id: int) -> dict:
         """One of the reader's own items with their own answer (for review/edit in studies that allow it)."""
         with self.Session() as s:
             self._enrolled_study(s, reader, study_id)
             facts = self._own_item(s, reader, study_id, item_id, "no such question for this reader")
-            rows = self._progress(s, reader, study_id)
-            view = facts.view(len(rows), sum(1 for r in rows if r.answered))
+            view = facts.view(*self._counts(s, reader, study_id))
             view["my_answer"] = s.scalar(select(Answer.payload).where(Answer.item_id == facts.id))
             return view
 
@@ -145,25 +143,25 @@ class ReadingMixin(StoreBase):
         after its commit (SQLite: WAL with synchronous=FULL, so it survives a killed server).
         """
         now = timestamp()
-        with self.Session() as s:
-            study = self._enrolled_study(s, reader, study_id)
+        with self.engine.connect() as c:
+            study = self._enrolled_study(c, reader, study_id)
             if not study.active:
                 raise PermissionDenied("this study is closed")
-            facts = self._own_item(s, reader, study_id, item_id, "this question is not assigned to you")
+            facts = self._own_item(c, reader, study_id, item_id, "this question is not assigned to you")
             clean = validate_payload(facts.protocol, payload, option_tokens=facts.option_tokens,
                                      features=facts.features)
-            shown_at = s.scalar(select(Item.shown_at).where(Item.id == facts.id)) or now
-            s.rollback()  # end the read before taking the write lock
+            shown_at = c.scalar(Q.SHOWN_AT, {"item": facts.id}) or now
+            c.rollback()  # end the read before taking the write lock
             try:
                 with self._write_lock:
-                    answer_id = s.connection().execute(insert(Answer).values(
+                    answer_id = c.execute(Q.INSERT_ANSWER, dict(
                         item_id=facts.id, study_id=study_id, reader_id=reader.id, case_id=facts.case_id,
                         protocol=facts.protocol, question=question, payload=clean, shown_at=shown_at,
                         answered_at=now, duration_s=max(0.0, now - shown_at), revision=0)).inserted_primary_key[0]
-                    s.commit()
+                    c.commit()
                 return {"answer_id": answer_id, "item_id": facts.id, "revision": 0, "stored": True}
             except IntegrityError:
-                s.rollback()
+                c.rollback()
         if not study.allow_edits:
             raise DuplicateAnswer("you already answered this question; answers cannot be changed in this study")
         return self._edit(reader, facts.id, facts.case_id, facts.protocol, question, clean, now)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Row, func, select
 
+from turing_test import hot_queries as Q
 from turing_test.assignment import CaseInfo, plan_items
 from turing_test.errors import ManifestError, NotFound
 from turing_test.images import blinding_report, default_spec, spec_problems
@@ -119,9 +120,7 @@ class StudiesMixin(StoreBase):
         """(id, active, allow_edits) of a study the reader is enrolled in, in one query; else NotFound."""
         row = None
         if valid_id(study_id):
-            row = s.execute(select(Study.id, Study.active, Study.allow_edits)
-                            .join(Enrollment, Enrollment.study_id == Study.id)
-                            .where(Study.id == study_id, Enrollment.reader_id == reader.id)).first()
+            row = s.execute(Q.ENROLLED_STUDY, {"study": study_id, "reader": reader.id}).first()
         if row is None:
             raise NotFound("no such study for this reader")
         return row

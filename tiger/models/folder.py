@@ -111,6 +111,8 @@ def save_components(components: dict, folder: str | Path, fp16: bool = True) -> 
                       "image_size": int(components.get("image_size") or image_size_of(components["unet"], components["vae"]))}
     if components.get("control_guidance") not in (None, 1.0):
         index["tiger"]["control_guidance"] = float(components["control_guidance"])
+    if components.get("control_guidance_until") not in (None, 1.0):
+        index["tiger"]["control_guidance_until"] = float(components["control_guidance_until"])
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder
 
@@ -208,6 +210,7 @@ def load_components(folder: str | Path) -> dict:
     comps["image_size"] = int(meta.get("image_size") or image_size_of(comps["unet"], comps["vae"]))
     # the control guidance (beta) this model was measured best at; calls that give none use it
     comps["control_guidance"] = float(meta.get("control_guidance", 1.0))
+    comps["control_guidance_until"] = float(meta.get("control_guidance_until", 1.0))
     return comps
 
 
