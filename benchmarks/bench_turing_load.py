@@ -5,6 +5,11 @@ Prints one JSON object: answers/s, p50/p99 latency of answer POSTs, and the exac
 measured in the same run, is one reader alone on the same server: `ratio_throughput_vs_single`
 says how much concurrency buys, `ratio_p99_vs_single` what it costs in tail latency.
 
+The two arms alternate on the same server: a warm-up round (one solo phase, one load phase, not
+counted), then `--repeats` rounds of solo then load, each reader answering `--answers` new
+questions per round. Each figure is the median over the rounds with its spread (min, max), and
+the ratios are ratios of medians, so one noisy round on a shared machine does not decide them.
+
 Where the time goes: each phase also reports the CPU time the server process and this client
 process spent per answer (one GET next + one POST answer, plus the double clicks). By default the readers
 click with no pause, a closed loop at saturation: once the CPUs are busy, the mean time per
@@ -21,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 
@@ -68,13 +74,29 @@ def _stats(runs, wall: float, server_cpu_s: float, client_cpu_s: float, readers:
             "duplicates_refused": sum(r.duplicates_refused for r in runs)}
 
 
+def _summary(rounds: list[dict]) -> dict:
+    """Median of each figure over the timed rounds, with its spread as [min, max]."""
+    keys = ("answers_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_answer", "client_cpu_ms_per_answer",
+            "cpu_bound_ms_per_answer")
+    out: dict = {}
+    for k in keys:
+        vals = sorted(r[k] for r in rounds)
+        out[k] = round(float(statistics.median(vals)), 2)
+        out[k + "_spread"] = [vals[0], vals[-1]]
+    out["answers"] = sum(r["answers"] for r in rounds)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readers", type=int, default=50)
-    parser.add_argument("--answers", type=int, default=12, help="answers per reader (bounded run)")
+    parser.add_argument("--answers", type=int, default=12, help="answers per reader per round")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up round")
     parser.add_argument("--double-submit-rate", type=float, default=0.2)
     parser.add_argument("--think-s", type=float, default=0.0,
                         help="mean seconds each reader looks at an image before answering (0: click at once)")
+    parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
+                        help="uvicorn's HTTP parser (auto: httptools when installed)")
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)
 
@@ -82,7 +104,9 @@ def main(argv=None) -> int:
     from fixtures_turing import make_case_folder
 
     work = Path(tempfile.mkdtemp(prefix="tiger_bench_turing_"))
-    manifest = make_case_folder(work / "cases", n_real=10, n_synthetic=10)
+    rounds = args.repeats + 1
+    n_cases = max(10, -(-args.answers * rounds // 4))  # each real + synthetic pair makes 4 questions
+    manifest = make_case_folder(work / "cases", n_real=n_cases, n_synthetic=n_cases)
     data = work / "data"
     url = args.db or default_url(data)
     store = open_store(url, data_dir=data)
@@ -93,31 +117,40 @@ def main(argv=None) -> int:
         base_sid, base_creds = setup_study(store, specs, 1, PASSWORD, name="baseline", prefix="solo")
         bar.update()
     port = free_port()
-    proc = spawn_api_server(port, {"TIGER_DB_URL": url, "TIGER_DATA_DIR": str(data)}, log_path=work / "server.log")
+    extra = ("--http", args.http) if args.http != "auto" else ()
+    proc = spawn_api_server(port, {"TIGER_DB_URL": url, "TIGER_DATA_DIR": str(data)}, log_path=work / "server.log",
+                            **({"uvicorn_args": extra} if extra else {}))
     try:
         base = f"http://127.0.0.1:{port}"
         server = psutil.Process(proc.pid)
         solo_http, load_http = login_all(base, base_creds), login_all(base, creds)  # argon2 outside the measure
-        (solo_runs, solo_wall), solo_srv, solo_cli = _measured(
-            lambda: answer_all(base, solo_http, base_creds, base_sid, max_answers=args.answers, double_submit_rate=0),
-            server)
-        (runs, wall), load_srv, load_cli = _measured(
-            lambda: answer_all(base, load_http, creds, sid, max_answers=args.answers,
-                               double_submit_rate=args.double_submit_rate, think_s=args.think_s), server)
+        solo_rounds, load_rounds = [], []
+        for _ in tqdm(range(rounds), desc="rounds (solo, then load; the first is a warm-up)", unit="round"):
+            (solo_runs, solo_wall), solo_srv, solo_cli = _measured(
+                lambda: answer_all(base, solo_http, base_creds, base_sid, max_answers=args.answers,
+                                   double_submit_rate=0), server)
+            solo_rounds.append(_stats(solo_runs, solo_wall, solo_srv, solo_cli, 1))
+            (runs, wall), load_srv, load_cli = _measured(
+                lambda: answer_all(base, load_http, creds, sid, max_answers=args.answers,
+                                   double_submit_rate=args.double_submit_rate, think_s=args.think_s), server)
+            load_rounds.append(_stats(runs, wall, load_srv, load_cli, args.readers))
     finally:
         proc.kill()
         proc.wait()
-    solo = _stats(solo_runs, solo_wall, solo_srv, solo_cli, 1)
-    load = _stats(runs, wall, load_srv, load_cli, args.readers)
+    acked = [a for r in load_rounds for a in r.pop("acknowledged_ids")]
+    for r in solo_rounds:
+        r.pop("acknowledged_ids")
+    errors = [e for r in load_rounds + solo_rounds for e in r["errors"]]
+    stored = store.count_answers(sid)
+    exactly_once = stored == len(acked) == len(set(acked)) == args.readers * args.answers * rounds and not errors
+    solo, load = _summary(solo_rounds[1:]), _summary(load_rounds[1:])
     if args.think_s > 0:  # the bound holds for a closed loop at saturation only
         load.pop("cpu_bound_ms_per_answer")
-    stored = store.count_answers(sid)
-    acked = load.pop("acknowledged_ids")
-    solo.pop("acknowledged_ids")
-    exactly_once = stored == len(acked) == len(set(acked)) == args.readers * args.answers and not load["errors"]
     result = {
-        "benchmark": "turing_load", "database": store.engine.dialect.name, "readers": args.readers,
-        "answers_per_reader": args.answers, "think_s": args.think_s, **load, "stored": stored, "exactly_once": exactly_once,
+        "benchmark": "turing_load", "database": store.engine.dialect.name, "http": args.http, "readers": args.readers,
+        "answers_per_reader_per_round": args.answers, "timed_rounds": args.repeats, "think_s": args.think_s,
+        **load, "errors": errors[:5], "stored": stored, "exactly_once": exactly_once,
+        "duplicates_refused": sum(r["duplicates_refused"] for r in load_rounds),
         "baseline_single_reader": solo,
         "ratio_throughput_vs_single": round(load["answers_per_s"] / solo["answers_per_s"], 2),
         "ratio_p99_vs_single": round(load["p99_ms"] / solo["p99_ms"], 2),

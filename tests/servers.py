@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from tiger.paths import PROJECT_ROOT
 
@@ -38,13 +38,13 @@ def wait_for_health(url: str, timeout_s: float = 60.0, failed: Callable[[], str 
 
 
 def spawn_api_server(port: int, env: dict[str, str], log_path: str | Path | None = None,
-                     timeout_s: float = 60.0) -> subprocess.Popen:
+                     timeout_s: float = 60.0, uvicorn_args: Sequence[str] = ()) -> subprocess.Popen:
     """Start `ui.turing_api.create_api_app` under uvicorn in a subprocess on 127.0.0.1:port;
-    return once /health answers."""
+    return once /health answers. `uvicorn_args`: more uvicorn options (e.g. "--http", "h11")."""
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "ui.turing_api:create_api_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning", *uvicorn_args],
         cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=log)
     exited = lambda: (f"API server exited with code {proc.returncode} (log: {log_path})"  # noqa: E731
                       if proc.poll() is not None else None)

@@ -442,3 +442,24 @@ def test_mask_channel_fine_stage_trains_the_unet_and_ships_it(chain, ddti_small,
     pipe = TigerPipeline.from_pretrained(model)
     assert pipe.unet.config.in_channels == 5
     assert pipe(chips={"composition": "solid"}, encoders="fg", num_inference_steps=2, seed=1).images[0].size == (128, 128)
+
+
+def test_plain_dropout_trains_the_no_control_path(chain, ddti_small, tmp_path):
+    """train_fine --plain-dropout trains rows without any control (the estimate control guidance
+    extrapolates from): at 1.0 every row is plain, so the UNet learns and the ControlNets, which
+    then get no gradient, stay exactly as they started; the share is recorded with the run."""
+    import json
+    import shutil
+
+    out, work, _ = chain
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    args = [*_stage_inputs(work), "--unet", str(model / "unet"), "--init", str(model), "--no-ema",
+            "--batch-size", "4", "--lr", "1e-3", "--mask-channel", "--unet-lr", "1e-3", "--plain-dropout", "1.0"]
+    _run(train_fine, ddti_small, tmp_path / "fine", "--max-steps", "2", *args)
+    before, after = _state(model, "controlnet_fg"), _state(tmp_path / "fine" / "model", "controlnet_fg")
+    assert all(torch.equal(before[k], after[k].to(before[k].dtype)) for k in before)
+    unet_before, unet_after = _state(model, "unet"), _state(tmp_path / "fine" / "model", "unet")
+    assert any(not torch.equal(unet_before[k].float(), unet_after[k].float()[:, :4] if k == "conv_in.weight" else
+                               unet_after[k].float()) for k in unet_before)
+    assert json.loads((tmp_path / "fine" / "done.json").read_text())["plain_dropout"] == 1.0

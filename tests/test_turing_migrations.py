@@ -45,7 +45,9 @@ def _check_upgrade(url: str) -> None:
     assert current_revision(engine) == "0001"
     _fill_previous_schema(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
+    from sqlalchemy import inspect
+    assert "ix_answers_item_id" in {ix["name"] for ix in inspect(engine).get_indexes("answers")}
     store = Store(engine)
     boss = store.authenticate("boss", PASSWORD)
     rows = store.answer_rows(boss, 1)

@@ -17,7 +17,11 @@ is seen at the poles and not only in the middle of the frame where DDTI puts it.
 
 Condition dropout: the full, FG and BG texts are each dropped to "" with `--text-dropout`,
 and the mask / Sobel images are zeroed with `--cond-dropout`, so the model stays usable with
-one encoder and under classifier-free guidance.
+one encoder and under classifier-free guidance. `--plain-dropout` trains a share of each batch
+on the no-control path (no ControlNet residuals, the mask channel zero) that control guidance
+(the pipeline's beta, eq. 13) sets the controlled prediction against: as for classifier-free
+guidance, the guided step is only as good as the estimate it extrapolates from, and a UNet
+trained in the fine stage had never seen that path again.
 
     python -m training.train_fine --data data/ddti-128 --out runs/tiny/stages/fine --preset tiny \
         --vae runs/tiny/stages/vae/model --text-encoder runs/tiny/stages/clip/model \
@@ -53,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "without weight decay (default: --lr, with it)")
     ap.add_argument("--text-dropout", type=float, default=0.1)
     ap.add_argument("--cond-dropout", type=float, default=0.05)
+    ap.add_argument("--plain-dropout", type=float, default=0.0,
+                    help="share of each batch trained without any control (no residuals, mask channel zero): "
+                         "the no-control estimate that control guidance beta extrapolates from")
     ap.add_argument("--min-snr-gamma", type=float, default=5.0)
     ap.add_argument("--timesteps", choices=TIMESTEP_SAMPLING, default="uniform",
                     help="training timestep draw; cubic favours the noisy steps where the nodule is placed")
@@ -198,9 +205,12 @@ def train(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             ctx_fg, omega_fg = nets.encode_prompts(frozen.text_encoder, fg_texts, reweight=True, tokenizer=frozen.tokenizer)
         zt, t, v, w = noisy_v_batch(noise_sched, z0, g, args.min_snr_gamma or None, args.timesteps)
+        # the batch is a random draw, so its last rows are as random as any: they go without control
+        n_plain = int((torch.rand(n, generator=g, device=g.device) < args.plain_dropout).sum()) if args.plain_dropout else 0
+        c = n - n_plain
         with acc.autocast():
-            pred = nets.fused_forward(unet, cn_fg, cn_bg, fusion, zt, t, ctx_full, ctx_fg.float(), ctx_bg,
-                                      omega_fg.float(), mask, sobel)
+            pred = nets.fused_forward(unet, cn_fg, cn_bg, fusion, zt, t, ctx_full, ctx_fg[:c].float(), ctx_bg[:c],
+                                      omega_fg[:c].float(), mask[:c], sobel[:c], n_plain=n_plain)
             loss = weighted_mse(pred, v, w, mask_weight(mask_full, tuple(z0.shape[-2:]), args.mask_loss_weight))
         for o in opts:
             o.zero_grad(set_to_none=True)
@@ -216,7 +226,7 @@ def train(args: argparse.Namespace) -> dict:
     info = {"resumed": resumed, "init": args.init, "ema": bool(emas),
             "optimizers": f"AdamW x{len(opts)} (FG ControlNet, BG ControlNet, AFF fusion" + (", UNet)" if args.unet_lr else ")"),
             "unet_lr": args.unet_lr, "mask_channel": bool(args.mask_channel),
-            "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout,
+            "text_dropout": args.text_dropout, "cond_dropout": args.cond_dropout, "plain_dropout": args.plain_dropout,
             "mask_loss_weight": args.mask_loss_weight, "control_lr": args.control_lr,
             "timesteps": args.timesteps, "shifts": list(lat.shifts)}
     if acc.is_main_process:
