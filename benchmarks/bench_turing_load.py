@@ -48,9 +48,17 @@ PASSWORD = "benchmark password"
 
 
 def _cpu_s(proc: psutil.Process | None = None) -> float:
-    """User + system CPU seconds of a process (this one when None), all its threads."""
-    t = (proc or psutil.Process()).cpu_times()
-    return t.user + t.system
+    """User + system CPU seconds of a process (this one when None), all its threads, plus its
+    live child processes (uvicorn's workers when the server runs several)."""
+    proc = proc or psutil.Process()
+    total = 0.0
+    for p in [proc] + (proc.children(recursive=True) if proc.pid != os.getpid() else []):
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def _measured(fn, server: psutil.Process):
@@ -97,6 +105,8 @@ def main(argv=None) -> int:
                         help="mean seconds each reader looks at an image before answering (0: click at once)")
     parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
                         help="uvicorn's HTTP parser (auto: httptools when installed)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes of the API server (they share the study database)")
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)
 
@@ -117,7 +127,8 @@ def main(argv=None) -> int:
         base_sid, base_creds = setup_study(store, specs, 1, PASSWORD, name="baseline", prefix="solo")
         bar.update()
     port = free_port()
-    extra = ("--http", args.http) if args.http != "auto" else ()
+    extra = (("--http", args.http) if args.http != "auto" else ()) + (
+        ("--workers", str(args.workers)) if args.workers > 1 else ())
     proc = spawn_api_server(port, {"TIGER_DB_URL": url, "TIGER_DATA_DIR": str(data)}, log_path=work / "server.log",
                             **({"uvicorn_args": extra} if extra else {}))
     try:
@@ -147,7 +158,8 @@ def main(argv=None) -> int:
     if args.think_s > 0:  # the bound holds for a closed loop at saturation only
         load.pop("cpu_bound_ms_per_answer")
     result = {
-        "benchmark": "turing_load", "database": store.engine.dialect.name, "http": args.http, "readers": args.readers,
+        "benchmark": "turing_load", "database": store.engine.dialect.name, "http": args.http, "workers": args.workers,
+        "readers": args.readers,
         "answers_per_reader_per_round": args.answers, "timed_rounds": args.repeats, "think_s": args.think_s,
         **load, "errors": errors[:5], "stored": stored, "exactly_once": exactly_once,
         "duplicates_refused": sum(r["duplicates_refused"] for r in load_rounds),

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from turing_test.write_lock import SQLiteWriteLock
 from turing_test.database import (DB_FILE_NAME, MIGRATIONS, alembic_config, current_revision, default_url,
                                   make_engine, upgrade)
 from turing_test.ratelimit import LoginRateLimiter
@@ -73,10 +73,13 @@ class Store(AccountsMixin, StudiesMixin, ReadingMixin, ResultsMixin):
         self.Session = sessionmaker(engine, expire_on_commit=False)
         self.limiter = limiter or LoginRateLimiter(engine)
         self._facts_cache = {}  # item id -> ItemFacts (store_reading: what an enrolled item asks never changes)
-        # SQLite has one writer at a time; waiting writers poll with growing sleeps (busy handler),
-        # which made the p99 of 50 concurrent readers seconds long. Within one process a plain lock
-        # queues writers without sleeping; other processes still meet the busy timeout.
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        # SQLite has one writer at a time: writers queue on a thread lock and a file lock beside
+        # the database instead of polling (turing_test.write_lock); PostgreSQL locks rows itself.
+        if engine.dialect.name == "sqlite":
+            db = engine.url.database
+            self._write_lock = SQLiteWriteLock(db if db and db != ":memory:" else None)
+        else:
+            self._write_lock = contextlib.nullcontext()
 
 
 __all__ = ["DB_FILE_NAME", "MIGRATIONS", "SESSION_TTL_S", "USERNAME_RE", "ReaderInfo", "Store", "alembic_config",

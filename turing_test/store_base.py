@@ -48,3 +48,30 @@ class StoreBase:
     Session: sessionmaker
     limiter: LoginRateLimiter
     _write_lock: contextlib.AbstractContextManager
+
+    @contextlib.contextmanager
+    def _mark_durability(self, conn):
+        """Commit a timing mark (an item's first `shown_at`) without waiting for the disk.
+
+        Why: every answer commit waits for an fsync (SQLite WAL with synchronous=FULL) under the
+        write lock, and marking the next question shown was a second fsync per answer, so 50
+        readers queued on the lock behind the disk (issue 17). The mark is still written before
+        the question is served and survives a killed server (it is in the WAL, in the OS's
+        cache); after a power loss the marks since the last answer commit may be missing (that
+        commit's fsync covers every earlier WAL frame), and such an item's duration then counts
+        from when it is shown again. Answers themselves always commit with the full fsync.
+        SQLite: synchronous=NORMAL on this connection for this commit; PostgreSQL:
+        synchronous_commit off for this transaction.
+        """
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            try:
+                yield
+            finally:
+                conn.rollback()  # nothing is left open when the body committed; a failed body is undone
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+        else:
+            if dialect == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield

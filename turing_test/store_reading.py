@@ -102,7 +102,7 @@ class ReadingMixin(StoreBase):
             facts = self._item_facts(c, todo.id)
             c.rollback()  # end the read before taking the write lock
             if todo.shown_at is None:
-                with self._write_lock:
+                with self._write_lock, self._mark_durability(c):
                     c.execute(Q.MARK_SHOWN, {"item": todo.id, "now": timestamp()})
                     c.commit()
             return facts.view(total, answered)
