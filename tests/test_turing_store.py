@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import shutil
+import threading
 import time
 
 import pytest
@@ -313,3 +314,40 @@ def test_answered_items_list_own_answers_in_order_with_revisions(turing_study, t
     again = store.answered_items(r["jun"], editable)
     assert again[0]["item_id"] == first["item_id"] and again[0]["revision"] == 1
     assert {s["id"]: s["allow_edits"] for s in store.studies_for(r["jun"])} == {sid: False, editable: True}
+
+
+def _hold_write_lock(db: str, held, release) -> None:
+    from turing_test.write_lock import SQLiteWriteLock
+    with SQLiteWriteLock(db):
+        held.set()
+        release.wait(30)
+
+
+def test_sqlite_write_lock_queues_writers_of_other_processes(tmp_path):
+    """Two server processes on one study file take turns: while another process holds the write
+    lock, this one waits (no 'database is locked' polling), and gets it as soon as it is let go."""
+    import multiprocessing as mp
+
+
+    from turing_test.write_lock import SQLiteWriteLock
+
+    ctx = mp.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    db = str(tmp_path / "turing.sqlite3")
+    child = ctx.Process(target=_hold_write_lock, args=(db, held, release))
+    child.start()
+    try:
+        assert held.wait(60)
+        lock = SQLiteWriteLock(db)
+        timer = threading.Timer(0.5, release.set)
+        t0 = time.monotonic()
+        timer.start()
+        with lock:
+            waited = time.monotonic() - t0
+        assert 0.4 < waited < 10
+        with lock:  # and it can be taken again at once
+            pass
+    finally:
+        release.set()
+        child.join(30)
+    assert child.exitcode == 0
