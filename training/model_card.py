@@ -67,9 +67,19 @@ def _continuation_lines(info: dict) -> list[str]:
     return lines
 
 
+def _realism(model: Path, row: dict) -> list[tuple[str, float | None]]:
+    """(judge accuracy, FID, CMMD) of an ablation row's realism JSON; None where not measured."""
+    keys = ("judge_accuracy", "fid", "cmmd")
+    if not row.get("realism"):
+        return [(k, None) for k in keys]
+    rep = json.loads((model / "training_log" / row["realism"]).read_text())
+    return [(k, rep.get(k)) for k in keys]
+
+
 def _ablation_lines(model: Path) -> list[str]:
     """The ablation table: `training_log/ablations.json` lists what was tried, each with the
-    `training.eval_control` JSON it produced (copied into training_log/ablations/)."""
+    `training.eval_control` JSON it produced (copied into training_log/ablations/) and, where it
+    was measured, the `training.eval_realism` JSON (key "realism") of the same setting."""
     from training import eval_control
 
     index = model / "training_log" / "ablations.json"
@@ -79,10 +89,12 @@ def _ablation_lines(model: Path) -> list[str]:
     echo = eval_control.CHIP_VALUES["echogenicity"]
     lines = ["", "### Ablations (validation split, `training.eval_control`)", "",
              "What was tried to make the nodule appear where it is placed, each measured by the same script "
-             "(Diversify mode, 3 poles x 2 sizes x 3 seeds, 20 steps; echogenicity ratios over 4 seeds):", "",
+             "(Diversify mode, 3 poles x 2 sizes x 3 seeds, 20 steps; echogenicity ratios over 4 seeds). "
+             "Judge, FID and CMMD, where measured, are `training.eval_realism` on 64 validation images of the same "
+             "setting (judge: held-out accuracy of a real-vs-synthetic CNN, 0.5 = indistinguishable):", "",
              "| variant | what changed | mean IoU | hit rate | centroid in third | worst pole IoU | IoU, mask ignored | "
-             + " | ".join(f"ratio {v}" for v in echo) + " | kept |",
-             "|---|---|---|---|---|---|---|" + "---|" * len(echo) + "---|"]
+             + " | ".join(f"ratio {v}" for v in echo) + " | judge | FID | CMMD | kept |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(echo) + "---|---|---|---|"]
     for r in rows:
         rep = json.loads((model / "training_log" / r["eval"]).read_text())
         sm = eval_control.summary(rep["splits"]["val"])
@@ -90,6 +102,7 @@ def _ablation_lines(model: Path) -> list[str]:
                      f"{_fmt(sm['centroid_in_third'], 2)} | {_fmt(sm['worst_pole_iou'], 2)} | "
                      f"{_fmt(sm['mask_ignored_iou'], 2)} | "
                      + " | ".join(_fmt(sm["echogenicity_ratio"][v], 2) for v in echo)
+                     + " | " + " | ".join(_fmt(x, 2 if k == "judge_accuracy" else 3) for k, x in _realism(model, r))
                      + f" | {'yes' if r.get('kept') else 'no'} |")
     lines += ["", "Commands of the rows:", ""]
     for r in rows:
