@@ -37,6 +37,10 @@ class AppContext:
                 self._pipeline = pipe
             return self._pipeline
 
+    def store_if_open(self) -> Any:
+        """The store when it is already open, else None (never opens or migrates it)."""
+        return self._store
+
     def store(self) -> Any:
         """The Turing-test store (SQLite in data_dir by default, or db_url)."""
         with self._lock:
