@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import select
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,11 @@ from urllib.parse import urlsplit
 
 class ClientError(Exception):
     """The connection failed or the answer was not JSON (the server died, refused or garbled)."""
+
+
+def _dropped(sock) -> bool:
+    """True when an idle connection has something to read: the server's close (EOF)."""
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 class ReaderHTTP:
@@ -37,6 +43,8 @@ class ReaderHTTP:
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | list | str]:
         """(status, decoded JSON, or the text when it is not JSON); ClientError on a broken connection."""
         data = json.dumps(body).encode() if body is not None else None
+        if self._conn is not None and self._conn.sock is not None and _dropped(self._conn.sock):
+            self.close()  # the server closed the idle keep-alive connection (uvicorn: after 5 s)
         for attempt in (0, 1):  # a keep-alive connection the server closed is reopened once, before sending
             if self._conn is None:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
